@@ -1,0 +1,10 @@
+"""symgrad: a symbolic graph compiler.  Build a static graph with numpy-like ops, differentiate it
+with `grad`, and compile forward, backward and updates into one native call with `function`."""
+from .graph import ShapeError, Tensor, print_graph, format_graph, Sym
+from .api import *  # noqa: F401,F403
+from .api import (abs, max, min, sum, placeholder, constant, shared, apply)  # noqa: A004
+from .autodiff import grad, gradcheck, GradcheckError
+from .function import Function, function, InputError
+from . import init, optim
+
+__version__ = "0.1.0"

@@ -1,0 +1,537 @@
+"""The user-facing functions: numpy names, numpy broadcasting, numpy dtype promotion.
+
+Where symgrad differs from numpy's promotion: a Python scalar takes the tensor's dtype (as in
+numpy 2), except that a Python float meeting an integer or bool tensor gives float32 (symgrad's
+default float) rather than float64; element-wise float functions of bool tensors give float32.
+"""
+from __future__ import annotations
+
+import builtins
+import numbers
+
+import numpy as np
+
+from .graph import (DTYPES, SharedValue, ShapeError, Sym, Tensor, as_dtype, is_float,
+                    named_sym, resolve_dim, resolve_shape, shape_str, user_site)
+from .ops import apply
+from .ops.shape import full_slice, split_dims
+
+FLOAT32, FLOAT64, INT64, BOOL = DTYPES["float32"], DTYPES["float64"], DTYPES["int64"], DTYPES["bool"]
+
+
+# ---------------------------------------------------------------------------- sources
+def placeholder(name: str, shape, dtype="float32") -> Tensor:
+    """An input given per call.  A dim is an int, None (its own symbolic dim) or a string (a
+    symbolic dim shared by every placeholder that names it)."""
+    dims = []
+    for i, d in enumerate(shape):
+        if d is None:
+            dims.append(Sym(f"{name}.shape[{i}]"))
+        elif isinstance(d, str):
+            dims.append(named_sym(d))
+        elif isinstance(d, numbers.Integral) and d >= 0:
+            dims.append(int(d))
+        else:
+            raise ShapeError(f"placeholder {name!r}: dim {d!r} must be a non-negative int, None "
+                             "or a name" + user_site())
+    return Tensor("placeholder", (), (("name", name),), tuple(dims), as_dtype(dtype), name=name)
+
+
+def constant(value, dtype=None) -> Tensor:
+    array = np.array(value, dtype=None if dtype is None else as_dtype(dtype))
+    if dtype is None:
+        if array.dtype.kind == "f" and array.dtype != FLOAT64:
+            array = array.astype(FLOAT32)
+        elif array.dtype.kind in "iu":
+            array = array.astype(INT64 if array.dtype.itemsize == 8 or array.dtype.kind == "u"
+                                 else DTYPES["int32"])
+    as_dtype(array.dtype)
+    array.setflags(write=False)
+    return Tensor("constant", (), (("value", ConstantValue(array)),), array.shape, array.dtype)
+
+
+class ConstantValue:
+    """Wraps a constant's array so the node's attrs stay hashable (CSE compares by content)."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self._key = (array.dtype.str, array.shape, array.tobytes())
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, ConstantValue) and self._key == other._key
+
+    def __repr__(self):
+        return repr(self.array.item()) if self.array.size == 1 else f"<{self.array.size} values>"
+
+    def item(self):
+        return self.array.item()
+
+    @property
+    def size(self):
+        return self.array.size
+
+
+def shared(value, name=None, dtype=None) -> Tensor:
+    """A tensor whose value persists across calls and that compiled functions update in place."""
+    array = np.array(value, dtype=None if dtype is None else as_dtype(dtype), order="C")
+    if dtype is None and array.dtype == FLOAT64 and not isinstance(value, np.ndarray):
+        array = array.astype(FLOAT32)  # Python floats default to float32, like placeholders
+    as_dtype(array.dtype)
+    storage = SharedValue(np.ascontiguousarray(array))
+    return Tensor("shared", (), (("storage", storage),), array.shape, array.dtype, name=name)
+
+
+def get_value(self: Tensor) -> np.ndarray:
+    """A copy of a shared tensor's current value."""
+    return _storage(self).array.copy()
+
+
+def set_value(self: Tensor, value):
+    """Overwrite a shared tensor's value in place (its shape and dtype are fixed by the graph)."""
+    storage = _storage(self)
+    value = np.asarray(value)
+    if value.shape != storage.array.shape:
+        raise ShapeError(f"set_value of {self.name or 'shared'}: expected shape "
+                         f"{storage.array.shape}, got {value.shape}")
+    if not np.can_cast(value.dtype, storage.array.dtype, "same_kind"):
+        raise TypeError(f"set_value of {self.name or 'shared'}: expected {storage.array.dtype}, "
+                        f"got {value.dtype}")
+    np.copyto(storage.array, value, casting="same_kind")
+
+
+def _storage(t: Tensor) -> SharedValue:
+    if t.op != "shared":
+        raise TypeError(f"only shared tensors have a value; this one is a {t.op}")
+    return t.attr["storage"]
+
+
+# ---------------------------------------------------------------------------- promotion
+def _scalar_dtype(value, tensor_dtype):
+    if isinstance(value, (bool, np.bool_)):
+        return tensor_dtype
+    if isinstance(value, numbers.Integral):
+        return INT64 if tensor_dtype == BOOL else tensor_dtype
+    if isinstance(value, numbers.Real):
+        return tensor_dtype if is_float(tensor_dtype) else FLOAT32
+    raise TypeError(f"cannot use {type(value).__name__} as a tensor operand")
+
+
+def _is_python_scalar(v):
+    return isinstance(v, (numbers.Number, np.bool_)) and not isinstance(v, (np.ndarray, np.generic))
+
+
+def promote(*operands):
+    """Tensors of one dtype from a mix of tensors, numpy arrays and Python scalars."""
+    typed = [o if isinstance(o, Tensor) else constant(o) for o in operands
+             if not _is_python_scalar(o)]
+    if not typed:
+        typed = [constant(operands[0])]
+    dtype = as_dtype(np.result_type(*[t.dtype for t in typed]))
+    for o in operands:
+        if _is_python_scalar(o):
+            dtype = as_dtype(np.result_type(dtype, _scalar_dtype(o, dtype)))
+    out = []
+    for o in operands:
+        t = constant(o, dtype) if _is_python_scalar(o) else (
+            o if isinstance(o, Tensor) else constant(o))
+        out.append(cast(t, dtype))
+    return out
+
+
+def as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else constant(x)
+
+
+def cast(x, dtype) -> Tensor:
+    x, dtype = as_tensor(x), as_dtype(dtype)
+    return x if x.dtype == dtype else apply("cast", x, dtype=dtype.name)
+
+
+def _float_operand(x) -> Tensor:
+    x = as_tensor(x)
+    if is_float(x.dtype):
+        return x
+    return cast(x, FLOAT32 if x.dtype == BOOL else FLOAT64)
+
+
+# ---------------------------------------------------------------------------- element-wise
+def _unary(op_name, float_only=True):
+    def fn(x):
+        return apply(op_name, _float_operand(x) if float_only else as_tensor(x))
+    fn.__name__ = op_name
+    fn.__doc__ = f"Element-wise {op_name}."
+    return fn
+
+
+exp, log, log1p, expm1, sqrt = (_unary(n) for n in ("exp", "log", "log1p", "expm1", "sqrt"))
+tanh, sin, cos, sigmoid, relu, softplus = (_unary(n) for n in
+                                           ("tanh", "sin", "cos", "sigmoid", "relu", "softplus"))
+reciprocal = _unary("reciprocal")
+negative, sign, square, absolute = (_unary(n, float_only=False)
+                                    for n in ("neg", "sign", "square", "abs"))
+abs = absolute  # noqa: A001  (numpy's name)
+
+
+def logical_not(x):
+    return apply("logical_not", cast(x, BOOL))
+
+
+def _binary(op_name, float_only=False):
+    def fn(a, b):
+        a, b = promote(a, b)
+        if float_only and not is_float(a.dtype):
+            a, b = _float_operand(a), _float_operand(b)
+        return apply(op_name, a, b)
+    fn.__name__ = op_name
+    fn.__doc__ = f"Element-wise {op_name} with numpy broadcasting."
+    return fn
+
+
+add, subtract, multiply, maximum, minimum = (_binary(n) for n in
+                                             ("add", "sub", "mul", "maximum", "minimum"))
+divide = _binary("div", float_only=True)
+less, less_equal, greater, greater_equal, equal, not_equal = (
+    _binary(n) for n in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"))
+
+
+def logical_and(a, b):
+    return apply("logical_and", cast(a, BOOL), cast(b, BOOL))
+
+
+def logical_or(a, b):
+    return apply("logical_or", cast(a, BOOL), cast(b, BOOL))
+
+
+def power(a, b):
+    if _is_python_scalar(b) and b == 2:
+        return square(a)
+    a, b = promote(a, b)
+    return apply("pow", _float_operand(a), _float_operand(b))
+
+
+def where(cond, a, b):
+    a, b = promote(a, b)
+    return apply("where", cast(cond, BOOL), a, b)
+
+
+def clip(x, a_min=None, a_max=None):
+    if a_min is not None:
+        x = maximum(x, a_min)
+    if a_max is not None:
+        x = minimum(x, a_max)
+    return x
+
+
+# ---------------------------------------------------------------------------- reductions
+def _axes(x: Tensor, axis) -> tuple:
+    if axis is None:
+        return tuple(range(x.ndim))
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -x.ndim <= a < x.ndim:
+            raise ShapeError(f"axis {a} is out of range for a tensor of shape "
+                             f"{shape_str(x.shape)}" + user_site())
+        out.append(int(a) % x.ndim if x.ndim else 0)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"repeated axis in {axis!r}" + user_site())
+    return tuple(sorted(out))
+
+
+def _reduction(op_name):
+    def fn(x, axis=None, keepdims=False):
+        x = as_tensor(x)
+        if op_name in ("mean", "logsumexp"):
+            x = _float_operand(x)
+        return apply(op_name, x, axes=_axes(x, axis), keepdims=bool(keepdims))
+    fn.__name__ = op_name
+    fn.__doc__ = f"{op_name} over `axis` (int, tuple or None for all), numpy semantics."
+    return fn
+
+
+sum, mean, max, min, logsumexp = (_reduction(n) for n in  # noqa: A001
+                                  ("sum", "mean", "max", "min", "logsumexp"))
+amax, amin = max, min
+
+
+def argmax(x, axis=None, keepdims=False):
+    x = as_tensor(x)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    return apply("argmax", x, axis=_axes(x, axis)[0], keepdims=bool(keepdims))
+
+
+def size_of(x, axes, dtype="float32") -> Tensor:
+    """Number of elements of x over axes, as a scalar (symbolic dims resolve at call time)."""
+    dims = [resolve_dim(x.shape[a]) for a in axes]
+    if all(isinstance(d, int) for d in dims):
+        return constant(np.prod(dims, dtype=np.int64), dtype)
+    return apply("size_of", x, axes=tuple(axes), dtype=as_dtype(dtype).name)
+
+
+# ---------------------------------------------------------------------------- shapes
+def _resolve_reshape(x: Tensor, shape) -> tuple:
+    if isinstance(shape, (numbers.Integral, Sym)):
+        shape = (shape,)
+    shape = tuple(resolve_dim(d) if isinstance(d, Sym) else int(d) for d in shape)
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: only one dim may be -1, got {shape}" + user_site())
+    if -1 not in shape:
+        return shape
+    in_static, in_syms = split_dims(x.shape)
+    known = tuple(d for d in shape if d != -1)
+    out_static, out_syms = split_dims(known)
+    missing = list(in_syms)
+    for s in out_syms:
+        if s in missing:
+            missing.remove(s)
+    if out_static == 0 or in_static % out_static or (missing and in_static != out_static) \
+            or len(missing) > 1 or len(missing) + len(out_syms) != len(in_syms):
+        raise ShapeError(f"reshape: cannot infer -1 when reshaping {shape_str(x.shape)} to "
+                         f"{shape}" + user_site())
+    if missing:
+        fill = next(d for d in resolve_shape(x.shape) if isinstance(d, Sym) and d.id == missing[0])
+    else:
+        fill = in_static // out_static
+    return tuple(fill if d == -1 else d for d in shape)
+
+
+def reshape(x, shape) -> Tensor:
+    x = as_tensor(x)
+    shape = _resolve_reshape(x, shape)
+    if len(shape) == x.ndim and all(a is b or a == b for a, b in zip(shape, x.shape)):
+        return x
+    return apply("reshape", x, shape=shape)
+
+
+def transpose(x, axes=None) -> Tensor:
+    x = as_tensor(x)
+    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1)
+                                                                    for a in axes)
+    if axes == tuple(range(x.ndim)):
+        return x
+    return apply("transpose", x, axes=axes)
+
+
+def broadcast_to(x, shape) -> Tensor:
+    x = as_tensor(x)
+    shape = tuple(resolve_dim(d) if isinstance(d, Sym) else int(d) for d in shape)
+    if len(shape) == x.ndim and all(a is b or a == b for a, b in zip(shape, x.shape)):
+        return x
+    return apply("broadcast_to", x, shape=shape)
+
+
+def expand_dims(x, axis: int) -> Tensor:
+    x = as_tensor(x)
+    axis = axis % (x.ndim + 1)
+    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def squeeze(x, axis=None) -> Tensor:
+    x = as_tensor(x)
+    axes = [i for i, d in enumerate(x.shape) if d == 1] if axis is None else _axes(x, axis)
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ShapeError(f"squeeze: axis {a} of {shape_str(x.shape)} is not 1" + user_site())
+    return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+def concatenate(tensors, axis=0) -> Tensor:
+    tensors = promote(*tensors)
+    if len(tensors) == 1:
+        return tensors[0]
+    return apply("concatenate", *tensors, axis=_axes(tensors[0], axis)[0])
+
+
+def stack(tensors, axis=0) -> Tensor:
+    tensors = promote(*tensors)
+    axis = axis % (tensors[0].ndim + 1)
+    return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
+
+
+def take(x, indices, axis=None) -> Tensor:
+    x = as_tensor(x)
+    indices = as_tensor(indices)
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    return apply("take", x, indices, axis=_axes(x, axis)[0])
+
+
+def one_hot(labels, depth: int, dtype="float32") -> Tensor:
+    return apply("one_hot", as_tensor(labels), depth=int(depth), dtype=as_dtype(dtype).name)
+
+
+def getitem(x: Tensor, key) -> Tensor:
+    """Basic slicing (ints, slices, ..., None) and indexing by an integer tensor along axis 0."""
+    if isinstance(key, Tensor) or isinstance(key, (list, np.ndarray)):
+        return take(x, key, axis=0)
+    key = key if isinstance(key, tuple) else (key,)
+    if key.count(Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis")
+    used = len([k for k in key if k is not None and k is not Ellipsis])
+    if used > x.ndim:
+        raise IndexError(f"too many indices for a tensor of shape {shape_str(x.shape)}")
+    if Ellipsis in key:
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - used) + key[i + 1:]
+    key = key + (slice(None),) * (x.ndim - used)
+    index, out_shape, axis = [], [], 0
+    for k in key:
+        if k is None:
+            out_shape.append(1)
+            continue
+        dim = resolve_dim(x.shape[axis])
+        if isinstance(k, numbers.Integral):
+            if not isinstance(dim, int):
+                raise IndexError(f"cannot index symbolic dim {dim} with an integer")
+            if not -dim <= k < dim:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {dim}")
+            k = int(k) % dim
+            index.append((k, k + 1, 1))
+        elif isinstance(k, slice):
+            if isinstance(dim, int):
+                start, stop, step = k.indices(dim)
+                index.append((start, stop, step))
+                out_shape.append(len(range(start, stop, step)))
+            elif k == slice(None):
+                index.append(full_slice(dim))
+                out_shape.append(dim)
+            else:
+                raise IndexError(f"only a full slice (:) is supported on symbolic dim {dim}")
+        else:
+            raise IndexError(f"unsupported index {k!r}")
+        axis += 1
+    index = tuple(index)
+    if all(i == full_slice(d) for i, d in zip(index, x.shape)):
+        sliced = x
+    else:
+        sliced = apply("slice", x, index=index)
+    return reshape(sliced, tuple(out_shape))
+
+
+# ---------------------------------------------------------------------------- linear algebra
+def matmul(a, b) -> Tensor:
+    a, b = promote(a, b)
+    a, b = _float_operand(a), _float_operand(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul: operands must not be scalars (use *)" + user_site())
+    squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
+    if squeeze_a:
+        a = reshape(a, (1,) + a.shape)
+    if squeeze_b:
+        b = reshape(b, b.shape + (1,))
+    out = apply("matmul", a, b)
+    if squeeze_a or squeeze_b:
+        shape = out.shape[:-2] + (() if squeeze_a else out.shape[-2:-1]) + \
+                (() if squeeze_b else out.shape[-1:])
+        out = reshape(out, shape)
+    return out
+
+
+def dot(a, b) -> Tensor:
+    """numpy.dot for 1-D and 2-D operands (a matrix product)."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim > 2 or b.ndim > 2:
+        raise ShapeError("dot: use matmul for operands of rank above 2" + user_site())
+    if a.ndim == 0 or b.ndim == 0:
+        return multiply(a, b)
+    return matmul(a, b)
+
+
+# ---------------------------------------------------------------------------- networks
+def softmax(x, axis=-1) -> Tensor:
+    x = _float_operand(x)
+    return apply("softmax", x, axis=_axes(x, axis)[0])
+
+
+def log_softmax(x, axis=-1) -> Tensor:
+    x = _float_operand(x)
+    return apply("log_softmax", x, axis=_axes(x, axis)[0])
+
+
+def cross_entropy(logits, labels) -> Tensor:
+    """Mean softmax cross-entropy over the examples.  `labels` are integer class indices along the
+    last axis of `logits`, or (float) class probabilities of the logits' shape."""
+    logits, labels = _float_operand(logits), as_tensor(labels)
+    if is_float(labels.dtype):
+        labels = cast(labels, logits.dtype)
+        per_row = -sum(labels * log_softmax(logits, -1), axis=-1)
+    else:
+        per_row = apply("softmax_cross_entropy", logits, labels)
+    return mean(per_row)
+
+
+def binary_cross_entropy(input=None, target=None, *, logits=None, targets=None, probs=None):
+    """Mean binary cross-entropy.  Give the logits (`logits=z`, the stable form
+    softplus(z) - z*t) or probabilities (`input`/`probs`, log clamped at -100 like torch)."""
+    target = target if target is not None else targets
+    if isinstance(logits, bool):  # binary_cross_entropy(z, t, logits=True)
+        logits, input = (input, None) if logits else (None, input)
+    if target is None:
+        raise TypeError("binary_cross_entropy needs the targets")
+    if logits is not None:
+        z, t = promote(_float_operand(logits), target)
+        return mean(softplus(z) - z * t)
+    p = probs if probs is not None else input
+    if p is None:
+        raise TypeError("binary_cross_entropy needs logits= or probabilities")
+    p, t = promote(_float_operand(p), target)
+    log_p = maximum(log(p), -100.0)
+    log_q = maximum(log(1 - p), -100.0)
+    return -mean(t * log_p + (1 - t) * log_q)
+
+
+def mse(prediction, target) -> Tensor:
+    """Mean squared error over all elements."""
+    return mean(square(subtract(prediction, target)))
+
+
+def zeros_like(x) -> Tensor:
+    x = as_tensor(x)
+    return broadcast_to(constant(0, x.dtype), x.shape)
+
+
+def ones_like(x) -> Tensor:
+    x = as_tensor(x)
+    return broadcast_to(constant(1, x.dtype), x.shape)
+
+
+# ---------------------------------------------------------------------------- Tensor methods
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+_METHODS = {
+    "__add__": add, "__radd__": _reflected(add), "__sub__": subtract,
+    "__rsub__": _reflected(subtract), "__mul__": multiply, "__rmul__": _reflected(multiply),
+    "__truediv__": divide, "__rtruediv__": _reflected(divide), "__pow__": power,
+    "__rpow__": _reflected(power), "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
+    "__neg__": negative, "__pos__": lambda self: self, "__abs__": absolute,
+    "__invert__": logical_not, "__and__": logical_and, "__or__": logical_or,
+    "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
+    "__getitem__": getitem, "sum": sum, "mean": mean, "max": max, "min": min, "argmax": argmax,
+    "astype": cast, "get_value": get_value, "set_value": set_value,
+    "reshape": lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape),
+    "transpose": lambda self, *axes: transpose(self, (axes[0] if len(axes) == 1 and
+                                                      not isinstance(axes[0], int) else axes)
+                                               or None),
+    "T": property(lambda self: transpose(self)),
+}
+for _name, _fn in _METHODS.items():
+    setattr(Tensor, _name, _fn)
+
+
+__all__ = [
+    "placeholder", "constant", "shared", "get_value", "set_value", "as_tensor", "cast", "apply",
+    "exp", "log", "log1p", "expm1", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "softplus",
+    "reciprocal", "negative", "sign", "square", "absolute", "abs", "logical_not", "logical_and",
+    "logical_or", "add", "subtract", "multiply", "divide", "maximum", "minimum", "power", "less",
+    "less_equal", "greater", "greater_equal", "equal", "not_equal", "where", "clip", "sum",
+    "mean", "max", "min", "amax", "amin", "argmax", "logsumexp", "size_of", "reshape",
+    "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack", "take",
+    "one_hot", "matmul", "dot", "softmax", "log_softmax", "cross_entropy",
+    "binary_cross_entropy", "mse", "zeros_like", "ones_like",
+]

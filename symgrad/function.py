@@ -1,0 +1,226 @@
+"""`sg.function`: compile a graph once, call it on batch after batch.
+
+The Function validates and binds the call's arrays (dtype, rank, static dims, symbolic dims
+consistent across inputs), hands them to a backend program, and returns outputs in the structure
+they were asked for.  Updates of shared tensors are computed from the old values and applied after
+every output (simultaneous semantics).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import api as sg
+from .graph import (ShapeError, Sym, Tensor, format_graph, resolve_dim, resolve_shape, shape_str,
+                    shapes_equal, topo_sort, user_site)
+
+
+class InputError(TypeError, ValueError):
+    """A call's argument has the wrong dtype or kind (a TypeError and a ValueError, so either
+    `except` clause catches it)."""
+
+
+class Graph:
+    """A graph's outputs and its nodes in order; prints one line per node."""
+
+    def __init__(self, outputs, labels=()):
+        self.outputs = list(outputs)
+        self.nodes = topo_sort(self.outputs)
+        self.labels = labels
+
+    def __str__(self):
+        return format_graph(self.outputs)
+
+    __repr__ = __str__
+
+
+class InputSpec:
+    """What one argument of the call must look like, precomputed for a fast check."""
+
+    def __init__(self, node: Tensor, slot_of: dict):
+        self.name = node.name
+        self.dtype = node.dtype
+        self.ndim = node.ndim
+        self.shape = resolve_shape(node.shape)
+        self.static = [(axis, d) for axis, d in enumerate(self.shape) if isinstance(d, int)]
+        self.symbolic = [(axis, slot_of[d]) for axis, d in enumerate(self.shape)
+                         if isinstance(d, Sym)]
+
+
+def _structure(outputs):
+    if isinstance(outputs, Tensor):
+        return [outputs], lambda values: values[0]
+    if isinstance(outputs, (list, tuple)):
+        outs = list(outputs)
+        for i, o in enumerate(outs):
+            if not isinstance(o, Tensor):
+                raise TypeError(f"function: outputs[{i}] must be a symgrad tensor, "
+                                f"got {type(o).__name__}")
+        kind = type(outputs)
+        return outs, (lambda values: kind(values)) if kind in (list, tuple) else list
+    raise TypeError(f"function: outputs must be a tensor or a list of tensors, "
+                    f"got {type(outputs).__name__}")
+
+
+def _normalize_updates(updates):
+    if updates is None:
+        return []
+    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
+    out, seen = [], set()
+    for i, pair in enumerate(pairs):
+        try:
+            target, value = pair
+        except (TypeError, ValueError):
+            raise TypeError(f"updates[{i}] must be a (shared, new_value) pair") from None
+        if not isinstance(target, Tensor) or target.op != "shared":
+            raise TypeError(f"updates[{i}]: the target must be a shared tensor, "
+                            f"got {getattr(target, 'op', type(target).__name__)}")
+        if target.id in seen:
+            raise ValueError(f"updates[{i}]: shared tensor {target.name or target.id} is "
+                             "updated twice")
+        seen.add(target.id)
+        value = sg.as_tensor(value)
+        if not shapes_equal(value.shape, target.shape):
+            if value.ndim <= target.ndim:
+                value = sg.broadcast_to(value, target.shape)
+            else:
+                raise ShapeError(f"updates[{i}]: new value of shape {shape_str(value.shape)} does "
+                                 f"not match {target.name or 'shared'} {shape_str(target.shape)}")
+        if value.dtype != target.dtype:
+            if not np.can_cast(value.dtype, target.dtype, "same_kind"):
+                raise TypeError(f"updates[{i}]: cannot update {target.dtype.name} shared "
+                                f"{target.name or ''} with {value.dtype.name}")
+            value = sg.cast(value, target.dtype)
+        out.append((target, value))
+    return out
+
+
+class Function:
+    def __init__(self, inputs, outputs, updates=None, backend="c", opt_level=2, **options):
+        from .backends import get_backend
+
+        self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        for i, x in enumerate(self.inputs):
+            if not isinstance(x, Tensor) or x.op != "placeholder":
+                raise TypeError(f"function: inputs[{i}] must be a placeholder, got "
+                                f"{getattr(x, 'op', type(x).__name__)}")
+        if len({x.id for x in self.inputs}) != len(self.inputs):
+            raise ValueError("function: a placeholder appears twice among the inputs")
+        self.outputs, self._pack = _structure(outputs)
+        self.updates = _normalize_updates(updates)
+        roots = self.outputs + [v for _, v in self.updates]
+        given = {x.id for x in self.inputs}
+        for node in topo_sort(roots):
+            if node.op == "placeholder" and node.id not in given:
+                raise ValueError(f"function: the outputs depend on placeholder {node.name!r}, "
+                                 "which is not among the inputs")
+        # one slot per distinct symbolic dim of the inputs
+        self.sym_slots: dict[Sym, int] = {}
+        for x in self.inputs:
+            for d in resolve_shape(x.shape):
+                if isinstance(d, Sym) and d not in self.sym_slots:
+                    self.sym_slots[d] = len(self.sym_slots)
+        self._specs = [InputSpec(x, self.sym_slots) for x in self.inputs]
+        self.backend = backend
+        self.opt_level = opt_level
+        self._program = get_backend(backend).compile(self, **options)
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def graph(self) -> Graph:
+        return self._program.graph
+
+    @property
+    def source(self) -> str:
+        return self._program.source
+
+    @property
+    def kernels(self):
+        return self._program.kernels
+
+    # ------------------------------------------------------------------ calling
+    def bind(self, arrays):
+        """The call's arrays, validated (and made C-contiguous), and the symbolic dims' values."""
+        if len(arrays) != len(self._specs):
+            names = ", ".join(s.name for s in self._specs)
+            raise TypeError(f"function takes {len(self._specs)} arguments ({names}), "
+                            f"got {len(arrays)}")
+        dims = [-1] * len(self.sym_slots)
+        checked = []
+        for spec, a in zip(self._specs, arrays):
+            if type(a) is not np.ndarray:
+                a = self._convert(spec, a)
+            if a.dtype != spec.dtype:
+                raise InputError(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got "
+                                 f"{a.dtype.name} (convert with .astype(np.{spec.dtype.name}))")
+            shape = a.shape
+            if len(shape) != spec.ndim:
+                raise ShapeError(f"input {spec.name!r}: expected rank {spec.ndim} "
+                                 f"{shape_str(spec.shape)}, got shape {shape}")
+            for axis, d in spec.static:
+                if shape[axis] != d:
+                    raise ShapeError(f"input {spec.name!r}: expected shape {shape_str(spec.shape)}, "
+                                     f"got {shape} (axis {axis}: {shape[axis]} != {d})")
+            for axis, slot in spec.symbolic:
+                if dims[slot] < 0:
+                    dims[slot] = shape[axis]
+                elif dims[slot] != shape[axis]:
+                    sym = list(self.sym_slots)[slot]
+                    raise ShapeError(f"input {spec.name!r}: axis {axis} has size {shape[axis]}, "
+                                     f"but symbolic dim {sym} is {dims[slot]} in an earlier input")
+            if not a.flags.c_contiguous:
+                a = np.ascontiguousarray(a)  # a copy: the caller's array is never touched
+            checked.append(a)
+        return checked, dims
+
+    @staticmethod
+    def _convert(spec, value):
+        if isinstance(value, np.generic):
+            return np.asarray(value)
+        if isinstance(value, Tensor):
+            raise InputError(f"input {spec.name!r}: pass numpy arrays to a compiled function, "
+                             "not symbolic tensors")
+        try:
+            return np.asarray(value, dtype=spec.dtype)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"input {spec.name!r}: cannot convert {type(value).__name__} to a "
+                             f"{spec.dtype.name} array: {exc}") from None
+
+    def dims_dict(self, dims) -> dict:
+        return dict(zip(self.sym_slots, dims))
+
+    def __call__(self, *arrays, out=None):
+        checked, dims = self.bind(arrays)
+        outs = None
+        if out is not None:
+            outs = self._check_out(out, dims)
+        values = self._program.run(checked, dims, outs)
+        return self._pack(values)
+
+    def _check_out(self, out, dims):
+        outs = [out] if isinstance(out, np.ndarray) else list(out)
+        if len(outs) != len(self.outputs):
+            raise TypeError(f"out= takes {len(self.outputs)} arrays, got {len(outs)}")
+        values = self.dims_dict(dims)
+        for i, (o, node) in enumerate(zip(outs, self.outputs)):
+            shape = tuple(values[d] if isinstance(d, Sym) else d for d in
+                          resolve_shape(node.shape))
+            if not isinstance(o, np.ndarray) or o.shape != shape or o.dtype != node.dtype \
+                    or not o.flags.c_contiguous or not o.flags.writeable:
+                got = (f"{o.shape} {o.dtype}" if isinstance(o, np.ndarray)
+                       else type(o).__name__)
+                raise InputError(f"out[{i}]: expected a writable C-contiguous {shape} "
+                                 f"{node.dtype.name} array, got {got}")
+        return outs
+
+    def __repr__(self):
+        names = ", ".join(x.name for x in self.inputs)
+        return f"<symgrad.Function ({names}) -> {len(self.outputs)} outputs, backend={self.backend}>"
+
+
+def function(inputs, outputs, updates=None, backend="c", opt_level=2, **options) -> Function:
+    """Compile `outputs` (a tensor or a list) of `inputs` (placeholders), with optional
+    `updates` [(shared, new_value), ...], for `backend` "c" (default), "cuda" or "numpy"."""
+    return Function(inputs, outputs, updates, backend=backend, opt_level=opt_level, **options)
+
+
+__all__ = ["Function", "function", "Graph", "InputError", "resolve_dim", "user_site"]

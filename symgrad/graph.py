@@ -1,0 +1,330 @@
+"""The graph: immutable nodes, dtypes, symbolic dims and the user-facing Tensor type.
+
+A Tensor is one node of a static graph: an op name, its inputs, hashable attributes, a shape and a
+dtype.  Nothing about a node changes after it is built, so passes build new nodes rather than edit
+old ones.  Shapes mix ints and `Sym` (a dim given per call, e.g. the batch).
+"""
+from __future__ import annotations
+
+import contextvars
+import itertools
+import os
+import traceback
+
+import numpy as np
+
+DTYPES = {name: np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}
+FLOAT_DTYPES = (DTYPES["float32"], DTYPES["float64"])
+
+
+class ShapeError(ValueError):
+    """A shape (or dtype) mismatch found while building the graph or binding a call's inputs."""
+
+
+def as_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"unknown dtype {dtype!r}; symgrad supports {', '.join(DTYPES)}") from None
+    if dt.name not in DTYPES:
+        raise TypeError(f"dtype {dt.name} is not supported; symgrad supports {', '.join(DTYPES)}")
+    return DTYPES[dt.name]
+
+
+def is_float(dtype) -> bool:
+    return np.dtype(dtype) in FLOAT_DTYPES
+
+
+# --------------------------------------------------------------------------------------------
+# Symbolic dims
+# --------------------------------------------------------------------------------------------
+class Sym:
+    """A dim whose value is given per call.  Dims found equal while building the graph (a batch
+    dim of `x` meeting the batch dim of the labels) are unified, union-find style, so that the
+    call binds one value for the whole class and checks the inputs agree.
+
+    Symbolic dims never broadcast: a size-1 batch is still a batch.  A Sym unified with an int
+    becomes that int for every node built afterwards and is checked at call time."""
+
+    _counter = itertools.count()
+
+    def __init__(self, name: str | None = None):
+        self.id = next(Sym._counter)
+        self.name = name or f"n{self.id}"
+        self._parent: Sym | None = None
+        self._value: int | None = None
+
+    def find(self) -> "Sym":
+        root = self
+        while root._parent is not None:
+            root = root._parent
+        return root
+
+    def __repr__(self):
+        root = self.find()
+        if root._value is not None:
+            return str(root._value)
+        return root.name
+
+
+_named_syms: dict[str, Sym] = {}
+
+
+def named_sym(name: str) -> Sym:
+    """Symbolic dims named by the same string are one dim, across placeholders."""
+    if name not in _named_syms:
+        _named_syms[name] = Sym(name)
+    return _named_syms[name]
+
+
+def resolve_dim(d):
+    """An int, or the representative Sym of d's class."""
+    if isinstance(d, Sym):
+        root = d.find()
+        return root._value if root._value is not None else root
+    return d
+
+
+def resolve_shape(shape) -> tuple:
+    return tuple(resolve_dim(d) for d in shape)
+
+
+def unify_dims(a, b):
+    """Require a == b (one of them symbolic); return the merged dim or None if impossible."""
+    a, b = resolve_dim(a), resolve_dim(b)
+    if a is b or (isinstance(a, int) and isinstance(b, int) and a == b):
+        return a
+    if isinstance(a, int) and isinstance(b, int):
+        return None
+    if isinstance(a, Sym) and isinstance(b, Sym):
+        # keep the older (usually user-named) symbol as representative
+        keep, drop = (a, b) if a.id <= b.id else (b, a)
+        drop._parent = keep
+        return keep
+    sym, val = (a, b) if isinstance(a, Sym) else (b, a)
+    sym._value = val
+    return val
+
+
+def dims_equal(a, b) -> bool:
+    a, b = resolve_dim(a), resolve_dim(b)
+    return a is b or (isinstance(a, int) and isinstance(b, int) and a == b)
+
+
+def shapes_equal(s1, s2) -> bool:
+    return len(s1) == len(s2) and all(dims_equal(a, b) for a, b in zip(s1, s2))
+
+
+def static_size(shape):
+    """Product of the dims, or None if any is symbolic."""
+    n = 1
+    for d in resolve_shape(shape):
+        if not isinstance(d, int):
+            return None
+        n *= d
+    return n
+
+
+def shape_str(shape) -> str:
+    dims = ", ".join(str(resolve_dim(d)) for d in shape)
+    return f"({dims}{',' if len(shape) == 1 else ''})"
+
+
+def broadcast_shapes(op: str, *shapes) -> tuple:
+    """numpy broadcasting; a Sym meets 1 (broadcasts), another Sym or an int (unified)."""
+    ndim = max(len(s) for s in shapes)
+    padded = [(1,) * (ndim - len(s)) + tuple(resolve_shape(s)) for s in shapes]
+    out = []
+    for axis in range(ndim):
+        dim = 1
+        for s in padded:
+            d = s[axis]
+            if isinstance(d, int) and d == 1:
+                continue
+            if isinstance(dim, int) and dim == 1:
+                dim = d
+                continue
+            merged = unify_dims(dim, d)
+            if merged is None:
+                raise ShapeError(
+                    f"{op}: shapes {' and '.join(shape_str(x) for x in shapes)} do not broadcast "
+                    f"(axis {axis - ndim}: {dim} vs {d})" + user_site())
+            dim = merged
+        out.append(dim)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Where in the user's code a node was built (for error messages and the printed graph)
+# --------------------------------------------------------------------------------------------
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_frame() -> str:
+    """`file:line` of the innermost stack frame outside the symgrad package."""
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f"{os.path.basename(frame.filename)}:{frame.lineno}"
+    return "?"
+
+
+def user_site() -> str:
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            code = (frame.line or "").strip()
+            return f"\n  built at {frame.filename}:{frame.lineno}: {code}"
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes
+# --------------------------------------------------------------------------------------------
+_node_ids = itertools.count()
+
+
+class Tensor:
+    """One immutable node of the graph.  Users meet it as the result of every symgrad op."""
+
+    __slots__ = ("op", "inputs", "attrs", "_shape", "dtype", "name", "id", "site", "__weakref__")
+    __array_priority__ = 1000  # make numpy defer to our reflected operators
+
+    def __init__(self, op: str, inputs: tuple, attrs: tuple, shape: tuple, dtype, name=None):
+        object.__setattr__(self, "op", op)
+        object.__setattr__(self, "inputs", tuple(inputs))
+        object.__setattr__(self, "attrs", tuple(attrs))
+        object.__setattr__(self, "_shape", tuple(shape))
+        object.__setattr__(self, "dtype", as_dtype(dtype))
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "id", next(_node_ids))
+        object.__setattr__(self, "site", user_frame())
+
+    def __setattr__(self, key, value):
+        raise AttributeError("symgrad tensors are immutable graph nodes")
+
+    @property
+    def shape(self) -> tuple:
+        return resolve_shape(self._shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def attr(self) -> dict:
+        return dict(self.attrs)
+
+    def __repr__(self):
+        label = f" {self.name!r}" if self.name else ""
+        return f"<Tensor %{self.id}{label} = {self.op} {shape_str(self.shape)} {self.dtype.name}>"
+
+    def __hash__(self):
+        return self.id
+
+    def __eq__(self, other):  # elementwise, as in numpy; identity is `is`
+        from .api import equal
+        return equal(self, other)
+
+    def __ne__(self, other):
+        from .api import not_equal
+        return not_equal(self, other)
+
+    def __bool__(self):
+        raise TypeError("the truth value of a symbolic tensor is unknown until it runs; "
+                        "use sg.where for data-dependent choices")
+
+    def __len__(self):
+        d = self.shape[0] if self.ndim else None
+        if not isinstance(d, int):
+            raise TypeError(f"len() of a tensor with shape {shape_str(self.shape)} is not static")
+        return d
+
+    def __iter__(self):
+        raise TypeError("symbolic tensors are not iterable; index them explicitly")
+
+
+class SharedValue:
+    """The storage of a shared tensor: one numpy array, updated in place by compiled functions."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+
+def topo_sort(outputs) -> list:
+    """Every node the outputs depend on, inputs before users (iterative: graphs can be deep)."""
+    order, seen = [], set()
+    for root in outputs:
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if node.id in seen:
+                continue
+            seen.add(node.id)
+            stack.append((node, True))
+            for inp in reversed(node.inputs):
+                if inp.id not in seen:
+                    stack.append((inp, False))
+    return order
+
+
+def format_attrs(node) -> str:
+    parts = []
+    for key, value in node.attrs:
+        if key in ("value", "storage"):
+            continue
+        parts.append(f"{key}={value!r}")
+    if node.op == "constant":
+        v = node.attr["value"]
+        parts.append(f"value={v.item()!r}" if v.size == 1 else f"value=<{v.size} values>")
+    return ", ".join(parts)
+
+
+def format_graph(outputs, names=None) -> str:
+    """One line per node: `%id = op(inputs; attrs) : shape dtype   # name / user site`."""
+    outputs = list(outputs)
+    lines = []
+    for node in topo_sort(outputs):
+        args = ", ".join(f"%{i.id}" for i in node.inputs)
+        attrs = format_attrs(node)
+        inner = "; ".join(p for p in (args, attrs) if p)
+        label = f"  # {node.name}" if node.name else ""
+        lines.append(f"%{node.id} = {node.op}({inner}) : {shape_str(node.shape)} "
+                     f"{node.dtype.name}{label}")
+    outs = ", ".join(f"%{o.id}" for o in outputs)
+    lines.append(f"return {outs}")
+    return "\n".join(lines)
+
+
+def print_graph(*tensors):
+    print(format_graph(tensors))
+
+
+# --------------------------------------------------------------------------------------------
+# Binding symbolic dims at call time
+# --------------------------------------------------------------------------------------------
+_bound_dims: contextvars.ContextVar = contextvars.ContextVar("symgrad_bound_dims", default={})
+
+
+def bind_dims(values: dict):
+    """Make `values` (root Sym -> int) the dims that `concrete_shape` resolves with; returns a
+    token for `unbind_dims`."""
+    return _bound_dims.set(values)
+
+
+def unbind_dims(token):
+    _bound_dims.reset(token)
+
+
+def concrete_shape(shape) -> tuple:
+    """The shape with each symbolic dim replaced by its value in the current call."""
+    values = _bound_dims.get()
+    out = []
+    for d in resolve_shape(shape):
+        if isinstance(d, Sym):
+            if d not in values:
+                raise ShapeError(f"symbolic dim {d} has no value in this call")
+            d = values[d]
+        out.append(d)
+    return tuple(out)

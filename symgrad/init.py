@@ -1,0 +1,49 @@
+"""Seeded, reproducible initializers returning numpy arrays (wrap them in `sg.shared`)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _fans(shape):
+    shape = tuple(shape)
+    if len(shape) < 2:
+        return shape[0] if shape else 1, shape[0] if shape else 1
+    if len(shape) == 2:  # (n_in, n_out), as in x @ W
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[2:]))  # conv (out, in, kh, kw)
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def glorot_uniform(shape, seed=0, dtype="float32"):
+    """Xavier uniform: U(-a, a) with a = sqrt(6 / (n_in + n_out))."""
+    fan_in, fan_out = _fans(shape)
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return np.random.default_rng(seed).uniform(-limit, limit, shape).astype(dtype)
+
+
+def glorot_normal(shape, seed=0, dtype="float32"):
+    """Xavier normal: N(0, 2 / (n_in + n_out))."""
+    fan_in, fan_out = _fans(shape)
+    std = np.sqrt(2.0 / (fan_in + fan_out))
+    return (np.random.default_rng(seed).standard_normal(shape) * std).astype(dtype)
+
+
+def he_normal(shape, seed=0, dtype="float32"):
+    """He/Kaiming normal for ReLU layers: N(0, 2 / n_in)."""
+    fan_in, _ = _fans(shape)
+    return (np.random.default_rng(seed).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+
+
+def he_uniform(shape, seed=0, dtype="float32"):
+    """He/Kaiming uniform: U(-a, a) with a = sqrt(6 / n_in)."""
+    fan_in, _ = _fans(shape)
+    limit = np.sqrt(6.0 / fan_in)
+    return np.random.default_rng(seed).uniform(-limit, limit, shape).astype(dtype)
+
+
+def zeros(shape, seed=None, dtype="float32"):
+    return np.zeros(shape, dtype)
+
+
+xavier_uniform, xavier_normal, kaiming_normal, kaiming_uniform = (
+    glorot_uniform, glorot_normal, he_normal, he_uniform)

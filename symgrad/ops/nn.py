@@ -1,0 +1,91 @@
+"""Row-wise ops of networks, each in its numerically stable form."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import api as sg
+from ..graph import DTYPES, is_float, shape_str, unify_dims
+from . import Op, register
+
+
+def _stable_log_softmax(x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    shifted = x - m
+    with np.errstate(divide="ignore"):
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+class RowOp(Op):
+    """Normalizes along one axis (attr `axis`); same shape and dtype out."""
+    kind = "special"
+
+    def infer(self, inputs, attrs):
+        (x,) = inputs
+        if not is_float(x.dtype):
+            raise self.error(f"expects a float tensor, got {x.dtype.name}")
+        if not 0 <= attrs["axis"] < x.ndim:
+            raise self.error(f"axis {attrs['axis']} is out of range for {shape_str(x.shape)}")
+        return x._shape, x.dtype
+
+
+@register
+class Softmax(RowOp):
+    name = "softmax"
+
+    def numpy(self, attrs, x):
+        return np.exp(_stable_log_softmax(x, attrs["axis"])).astype(x.dtype)
+
+    def grad(self, node, g):
+        axis = node.attr["axis"]
+        return [node * (g - sg.sum(g * node, axis=axis, keepdims=True))]
+
+
+@register
+class LogSoftmax(RowOp):
+    name = "log_softmax"
+
+    def numpy(self, attrs, x):
+        return _stable_log_softmax(x, attrs["axis"]).astype(x.dtype)
+
+    def grad(self, node, g):
+        axis = node.attr["axis"]
+        return [g - sg.exp(node) * sg.sum(g, axis=axis, keepdims=True)]
+
+
+@register
+class SoftmaxCrossEntropy(Op):
+    """Per-row loss -log softmax(logits)[label] along the last axis, computed as
+    logsumexp(row) - row[label]; its adjoint is (softmax - onehot) * g.  A label outside
+    [0, classes) is an error."""
+    name, kind = "softmax_cross_entropy", "special"
+
+    def infer(self, inputs, attrs):
+        logits, labels = inputs
+        if not is_float(logits.dtype):
+            raise self.error(f"logits must be float, got {logits.dtype.name}")
+        if labels.dtype not in (DTYPES["int32"], DTYPES["int64"]):
+            raise self.error(f"labels must be int32 or int64 class indices, got "
+                             f"{labels.dtype.name}")
+        rows = logits._shape[:-1]
+        if labels.ndim != len(rows) or not all(unify_dims(a, b) is not None for a, b in
+                                                zip(labels._shape, rows)):
+            raise self.error(f"labels of shape {shape_str(labels.shape)} do not match logits of "
+                             f"shape {shape_str(logits.shape)} (expected "
+                             f"{shape_str(logits.shape[:-1])})")
+        return rows, logits.dtype
+
+    def numpy(self, attrs, logits, labels):
+        classes = logits.shape[-1]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise IndexError(f"softmax_cross_entropy: label out of range [0, {classes})")
+        logp = _stable_log_softmax(logits, -1)
+        picked = np.take_along_axis(logp, labels[..., None].astype(np.int64), axis=-1)[..., 0]
+        return (-picked).astype(logits.dtype)
+
+    def grad(self, node, g):
+        logits, labels = node.inputs
+        classes = logits.shape[-1]
+        probs = sg.softmax(logits, axis=-1)
+        onehot = sg.one_hot(labels, classes, dtype=logits.dtype)
+        return [(probs - onehot) * sg.expand_dims(g, -1), None]

@@ -1,0 +1,226 @@
+"""Ops that move data without arithmetic: reshape, transpose, broadcast, slicing, gather/scatter."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import api as sg
+from ..graph import (DTYPES, Sym, broadcast_shapes, concrete_shape, dims_equal, resolve_dim, unify_dims,
+                     resolve_shape, shape_str)
+from . import Op, register
+
+
+def split_dims(shape):
+    """(product of the int dims, sorted ids of the symbolic ones)."""
+    static, syms = 1, []
+    for d in resolve_shape(shape):
+        if isinstance(d, Sym):
+            syms.append(d.id)
+        else:
+            static *= d
+    return static, sorted(syms)
+
+
+class ShapeOp(Op):
+    kind = "shape"
+
+
+@register
+class Reshape(ShapeOp):
+    name = "reshape"
+
+    def infer(self, inputs, attrs):
+        (x,) = inputs
+        new = resolve_shape(attrs["shape"])
+        if split_dims(x._shape) != split_dims(new):
+            raise self.error(f"cannot reshape {shape_str(x.shape)} to {shape_str(new)}")
+        return new, x.dtype
+
+    def numpy(self, attrs, x):
+        return x.reshape(concrete_shape(attrs["shape"]))
+
+    def grad(self, node, g):
+        return [sg.reshape(g, node.inputs[0].shape)]
+
+
+@register
+class Transpose(ShapeOp):
+    name = "transpose"
+
+    def infer(self, inputs, attrs):
+        (x,) = inputs
+        perm = attrs["axes"]
+        if sorted(perm) != list(range(x.ndim)):
+            raise self.error(f"axes {perm} are not a permutation of the {x.ndim} axes of "
+                             f"{shape_str(x.shape)}")
+        return tuple(x._shape[a] for a in perm), x.dtype
+
+    def numpy(self, attrs, x):
+        return np.transpose(x, attrs["axes"])
+
+    def grad(self, node, g):
+        inverse = tuple(int(i) for i in np.argsort(node.attr["axes"]))
+        return [sg.transpose(g, inverse)]
+
+
+@register
+class BroadcastTo(ShapeOp):
+    name = "broadcast_to"
+
+    def infer(self, inputs, attrs):
+        (x,) = inputs
+        target = resolve_shape(attrs["shape"])
+        out = broadcast_shapes(self.name, x._shape, target)
+        if len(out) != len(target) or not all(dims_equal(a, b) for a, b in zip(out, target)):
+            raise self.error(f"cannot broadcast {shape_str(x.shape)} to {shape_str(target)}")
+        return target, x.dtype
+
+    def numpy(self, attrs, x, *_):
+        return np.broadcast_to(x, concrete_shape(attrs["shape"])).copy()
+
+    def grad(self, node, g):
+        return [g]  # autodiff sums the adjoint back over the broadcast axes
+
+
+@register
+class Slice(ShapeOp):
+    """Basic slicing: attrs `index` holds (start, stop, step) per axis, already normalized."""
+    name = "slice"
+
+    def infer(self, inputs, attrs):
+        (x,) = inputs
+        shape = []
+        for dim, (start, stop, step) in zip(x._shape, attrs["index"]):
+            if stop is None:  # a full slice of a symbolic dim
+                shape.append(dim)
+            else:
+                shape.append(len(range(start, stop, step)))
+        return tuple(shape), x.dtype
+
+    def numpy(self, attrs, x):
+        return x[tuple(slice(a, b, c) for a, b, c in attrs["index"])]
+
+    def grad(self, node, g):
+        return [sg.apply("unslice", g, index=node.attr["index"], shape=node.inputs[0].shape)]
+
+
+@register
+class Unslice(ShapeOp):
+    """The adjoint of slice: the gradient placed into zeros of the sliced tensor's shape."""
+    name = "unslice"
+
+    def infer(self, inputs, attrs):
+        return resolve_shape(attrs["shape"]), inputs[0].dtype
+
+    def numpy(self, attrs, g):
+        out = np.zeros(concrete_shape(attrs["shape"]), g.dtype)
+        out[tuple(slice(a, b, c) for a, b, c in attrs["index"])] = g
+        return out
+
+    def grad(self, node, g):
+        return [sg.apply("slice", g, index=node.attr["index"])]
+
+
+@register
+class Concatenate(ShapeOp):
+    name = "concatenate"
+
+    def infer(self, inputs, attrs):
+        axis = attrs["axis"]
+        first = inputs[0]
+        if any(t.dtype != first.dtype for t in inputs):
+            raise self.error("operands must share one dtype, got "
+                             + ", ".join(t.dtype.name for t in inputs))
+        total = 0
+        for t in inputs:
+            if t.ndim != first.ndim:
+                raise self.error(f"operands must have the same rank, got "
+                                 + ", ".join(shape_str(i.shape) for i in inputs))
+            for i, (a, b) in enumerate(zip(t._shape, first._shape)):
+                if i != axis and unify_dims(a, b) is None:
+                    raise self.error("shapes must agree except along axis "
+                                     f"{axis}, got " + ", ".join(shape_str(i.shape)
+                                                                  for i in inputs))
+            d = resolve_dim(t._shape[axis])
+            if not isinstance(d, int):
+                raise self.error("cannot concatenate along a symbolic dim")
+            total += d
+        shape = list(first._shape)
+        shape[axis] = total
+        return tuple(shape), first.dtype
+
+    def numpy(self, attrs, *arrays):
+        return np.concatenate(arrays, axis=attrs["axis"])
+
+    def grad(self, node, g):
+        axis, start, grads = node.attr["axis"], 0, []
+        for t in node.inputs:
+            size = resolve_dim(t._shape[axis])
+            index = tuple((start, start + size, 1) if i == axis else full_slice(d)
+                          for i, d in enumerate(t.shape))
+            grads.append(sg.apply("slice", g, index=index))
+            start += size
+        return grads
+
+
+def full_slice(dim):
+    d = resolve_dim(dim)
+    return (0, None, 1) if isinstance(d, Sym) else (0, d, 1)
+
+
+@register
+class Take(Op):
+    """numpy.take along one axis with integer indices; out-of-range indices are an error."""
+    name, kind = "take", "special"
+
+    def infer(self, inputs, attrs):
+        x, idx = inputs
+        if idx.dtype not in (DTYPES["int32"], DTYPES["int64"]):
+            raise self.error(f"indices must be int32 or int64, got {idx.dtype.name}")
+        axis = attrs["axis"]
+        return x._shape[:axis] + idx._shape + x._shape[axis + 1:], x.dtype
+
+    def numpy(self, attrs, x, idx):
+        size = x.shape[attrs["axis"]]
+        if idx.size and (idx.min() < -size or idx.max() >= size):
+            raise IndexError(f"take: index out of range for axis {attrs['axis']} of size {size}")
+        return np.take(x, idx, axis=attrs["axis"])
+
+    def grad(self, node, g):
+        x, idx = node.inputs
+        axis = node.attr["axis"]
+        return [sg.apply("scatter_add", g, idx, axis=axis, shape=x.shape), None]
+
+
+@register
+class ScatterAdd(Op):
+    """The adjoint of take: rows of `g` added into zeros at the taken indices."""
+    name, kind = "scatter_add", "special"
+
+    def infer(self, inputs, attrs):
+        return resolve_shape(attrs["shape"]), inputs[0].dtype
+
+    def numpy(self, attrs, g, idx):
+        axis = attrs["axis"]
+        out = np.zeros(concrete_shape(attrs["shape"]), g.dtype)
+        moved = np.moveaxis(out, axis, 0)
+        gm = g.reshape(g.shape[:axis] + (-1,) + g.shape[axis + idx.ndim:])
+        np.add.at(moved, idx.reshape(-1), np.moveaxis(gm, axis, 0))
+        return out
+
+    def grad(self, node, g):
+        return [sg.take(g, node.inputs[1], axis=node.attr["axis"]), None]
+
+
+@register
+class OneHot(Op):
+    """labels (ints) -> (..., depth) of 0/1; labels outside [0, depth) give a row of zeros."""
+    name, kind, differentiable = "one_hot", "special", False
+
+    def infer(self, inputs, attrs):
+        (labels,) = inputs
+        if labels.dtype not in (DTYPES["int32"], DTYPES["int64"]):
+            raise self.error(f"labels must be int32 or int64, got {labels.dtype.name}")
+        return labels._shape + (attrs["depth"],), DTYPES[attrs["dtype"]]
+
+    def numpy(self, attrs, labels):
+        return (labels[..., None] == np.arange(attrs["depth"])).astype(attrs["dtype"])
