@@ -1,0 +1,91 @@
+/* symgrad runtime for generated C: scalar helpers shared by every kernel, the BLAS bridge and the
+ * finite check.  The scalar helpers are type-generic (C11 _Generic) so one expression string
+ * serves float32 and float64; their CUDA twins live in symgrad_cuda.h. */
+#ifndef SYMGRAD_RUNTIME_H
+#define SYMGRAD_RUNTIME_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <tgmath.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_max_threads(void) { return 1; }
+static inline int omp_get_thread_num(void) { return 0; }
+#endif
+
+#define SG_EXPORT __attribute__((visibility("default")))
+#define SG_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* max/min that propagate NaN like numpy.maximum/minimum (fmax would drop it). */
+#define sg_max(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#define sg_min(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
+#define sg_relu(x) ((x) < 0 ? 0 : (x))
+
+static inline float sg_sigmoid_f32(float x) {
+    float e = expf(-fabsf(x));  /* never overflows */
+    return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+static inline double sg_sigmoid_f64(double x) {
+    double e = exp(-fabs(x));
+    return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+static inline float sg_softplus_f32(float x) { return sg_max(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+static inline double sg_softplus_f64(double x) { return sg_max(x, 0.0) + log1p(exp(-fabs(x))); }
+static inline float sg_sign_f32(float x) { return x != x ? x : (float)((x > 0) - (x < 0)); }
+static inline double sg_sign_f64(double x) { return x != x ? x : (double)((x > 0) - (x < 0)); }
+static inline int32_t sg_sign_i32(int32_t x) { return (x > 0) - (x < 0); }
+static inline int64_t sg_sign_i64(int64_t x) { return (x > 0) - (x < 0); }
+static inline int32_t sg_abs_i32(int32_t x) { return x < 0 ? -x : x; }
+static inline int64_t sg_abs_i64(int64_t x) { return x < 0 ? -x : x; }
+static inline bool sg_bool_id(bool x) { return x; }
+
+#define sg_sigmoid(x) _Generic((x), float: sg_sigmoid_f32, double: sg_sigmoid_f64)(x)
+#define sg_softplus(x) _Generic((x), float: sg_softplus_f32, double: sg_softplus_f64)(x)
+#define sg_sign(x) _Generic((x), float: sg_sign_f32, double: sg_sign_f64, int32_t: sg_sign_i32, \
+                            int64_t: sg_sign_i64, bool: sg_bool_id)(x)
+#define sg_abs(x) _Generic((x), float: fabsf, double: fabs, int32_t: sg_abs_i32, \
+                           int64_t: sg_abs_i64, bool: sg_bool_id)(x)
+
+/* ---- BLAS: OpenBLAS from the scipy-openblas32 wheel (cblas symbols prefixed scipy_) ---- */
+#ifdef SG_USE_BLAS
+void scipy_cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta,
+                       float *c, int ldc);
+void scipy_cblas_dgemm(int order, int ta, int tb, int m, int n, int k, double alpha,
+                       const double *a, int lda, const double *b, int ldb, double beta,
+                       double *c, int ldc);
+
+#define SG_BLAS_FITS(v) ((v) <= (int64_t)INT_MAX)
+#define SG_DEFINE_GEMM(NAME, T, BLAS)                                                        \
+    static int NAME(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a, int64_t lda, \
+                    const T *b, int64_t ldb, T *c, int64_t ldc) {                              \
+        if (m == 0 || n == 0) return 0;                                                      \
+        if (k == 0) { for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, n * sizeof(T)); \
+                      return 0; }                                                            \
+        if (!SG_BLAS_FITS(m) || !SG_BLAS_FITS(n) || !SG_BLAS_FITS(k) || !SG_BLAS_FITS(lda)   \
+            || !SG_BLAS_FITS(ldb) || !SG_BLAS_FITS(ldc)) return 1;                           \
+        BLAS(101, ta ? 112 : 111, tb ? 112 : 111, (int)m, (int)n, (int)k, 1, a,              \
+             (int)SG_MAX(lda, 1), b, (int)SG_MAX(ldb, 1), 0, c, (int)SG_MAX(ldc, 1));        \
+        return 0;                                                                            \
+    }
+SG_DEFINE_GEMM(sg_gemm_f32, float, scipy_cblas_sgemm)
+SG_DEFINE_GEMM(sg_gemm_f64, double, scipy_cblas_dgemm)
+#endif
+
+/* ---- the non-finite check mode ---- */
+#define SG_DEFINE_FINITE(NAME, T)                                   \
+    static int NAME(const T *p, int64_t n) {                        \
+        for (int64_t i = 0; i < n; i++)                             \
+            if (!isfinite(p[i])) return 0;                          \
+        return 1;                                                   \
+    }
+SG_DEFINE_FINITE(sg_all_finite_f32, float)
+SG_DEFINE_FINITE(sg_all_finite_f64, double)
+#define sg_all_finite(p, n) _Generic((p), float *: sg_all_finite_f32, double *: sg_all_finite_f64, \
+                                     const float *: sg_all_finite_f32,                             \
+                                     const double *: sg_all_finite_f64)(p, n)
+
+#endif

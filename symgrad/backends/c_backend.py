@@ -1,0 +1,134 @@
+"""The C/OpenMP backend: schedule the graph into kernels, render one C file, build it once (disk
+cache), and run a whole step with one foreign call per Function call."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..codegen import c as c_render
+from ..codegen.schedule import CodegenError, Schedule
+from ..function import Graph
+from ..graph import Sym, resolve_shape
+
+CDEF = """
+int64_t sg_workspace_size(const int64_t *dims);
+int sg_run(void **args, const int64_t *dims, char *workspace);
+"""
+
+
+class KernelError(RuntimeError):
+    """A kernel reported bad data at run time (an index out of range, a non-finite value)."""
+
+
+class KernelInfo:
+    def __init__(self, kernel):
+        self.name = kernel.name
+        self.nodes = list(kernel.nodes)
+        self.kind = type(kernel).__name__.replace("Kernel", "").lower()
+
+    def __repr__(self):
+        nodes = ", ".join(f"%{n.id} {n.op}" for n in self.nodes)
+        return f"<kernel {self.name}: {nodes}>"
+
+
+class CProgram:
+    language = "c"
+
+    def __init__(self, fn, check_finite=False):
+        from .. import build
+
+        self.fn = fn
+        self.check_finite = check_finite or os.environ.get("SYMGRAD_CHECK_FINITE", "") not in (
+            "", "0")
+        schedule = Schedule(fn, fn.opt_level)
+        self.schedule = schedule
+        self.slots = c_render.plan_workspace(schedule.kernels, schedule.buffers)
+        self.source = c_render.render(schedule, self.slots, len(fn.sym_slots),
+                                      check_finite=self.check_finite, target=self.language)
+        uses_blas = "SG_USE_BLAS" in self.source
+        self.library = build.load_library(self.source, CDEF, language=self.language,
+                                          link_blas=uses_blas)
+        self.ffi, self.lib = self.library.ffi, self.library.lib
+        self.graph = Graph(schedule.roots)
+        self.kernels = [KernelInfo(k) for k in schedule.kernels]
+        self._errors = [k.error or f"kernel {k.name} failed" for k in schedule.kernels]
+
+        ffi = self.ffi
+        self._args = ffi.new("void *[]", max(1, schedule.n_args))
+        self._dims = ffi.new("int64_t[]", max(1, len(fn.sym_slots)))
+        self._n_inputs = len(fn.inputs)
+        self._n_outputs = len(fn.outputs)
+        # shared storage never moves (set_value copies in place), so its pointers are set once
+        self._keep = []
+        for buf, node in zip([b for b in schedule.args if b.kind == "shared"],
+                             schedule.shared_nodes):
+            array = node.attr["storage"].array
+            self._keep.append(array)
+            self._args[buf.arg] = ffi.cast("void *", array.ctypes.data)
+        self._out_specs = [(node.dtype, [d if isinstance(d, int) else slot_of(fn, d)
+                                         for d in resolve_shape(node.shape)])
+                           for node in fn.outputs]
+        self._layout_cache: dict[tuple, tuple] = {}
+        self._workspace = np.empty(0, np.uint8)
+        self._ws_ptr = ffi.NULL
+
+    # ------------------------------------------------------------------ per call
+    def _layout(self, dims):
+        key = tuple(dims)
+        layout = self._layout_cache.get(key)
+        if layout is None:
+            shapes = [tuple(dims[d.slot] if isinstance(d, SlotRef) else d for d in spec)
+                      for _, spec in self._out_specs]
+            _, total = c_render.workspace_layout(self.slots, dims)
+            layout = (shapes, total)
+            if len(self._layout_cache) < 64:
+                self._layout_cache[key] = layout
+        return layout
+
+    def run(self, arrays, dims, outs=None):
+        ffi, args = self.ffi, self._args
+        shapes, ws_bytes = self._layout(dims)
+        if ws_bytes > self._workspace.size:
+            self._workspace = np.empty(ws_bytes, np.uint8)
+            self._ws_ptr = ffi.cast("char *", self._workspace.ctypes.data)
+        for i, a in enumerate(arrays):
+            args[i] = ffi.from_buffer(a)
+        if outs is None:
+            outs = [np.empty(shape, dtype) for shape, (dtype, _) in zip(shapes, self._out_specs)]
+        base = self._n_inputs
+        for i, o in enumerate(outs):
+            args[base + i] = ffi.from_buffer(o)
+        for i, d in enumerate(dims):
+            self._dims[i] = d
+        status = self.lib.sg_run(args, self._dims, self._ws_ptr)
+        if status:
+            self._raise(status)
+        return outs
+
+    def _raise(self, status):
+        n = len(self._errors)
+        if status > n:
+            k = self.kernels[status - n - 1]
+            nodes = ", ".join(f"%{node.id} {node.op}" for node in k.nodes)
+            raise FloatingPointError(f"check_finite: kernel {k.name} ({nodes}) produced NaN or "
+                                     "Inf")
+        raise KernelError(self._errors[status - 1])
+
+
+class SlotRef:
+    """An output dim bound by the call: the value of symbolic dim slot `slot`."""
+    __slots__ = ("slot",)
+
+    def __init__(self, slot):
+        self.slot = slot
+
+
+def slot_of(fn, sym: Sym) -> SlotRef:
+    if sym not in fn.sym_slots:
+        raise CodegenError(f"output dim {sym} is not bound by any input")
+    return SlotRef(fn.sym_slots[sym])
+
+
+def compile(fn, check_finite=False):  # noqa: A001  (the backend interface's name)
+    return CProgram(fn, check_finite=check_finite)

@@ -1,0 +1,231 @@
+"""Render a Schedule as one C translation unit (templates/c/*.j2).
+
+Python makes the decisions here (loop order, which loops merge, which loop runs in parallel,
+workspace offsets); the templates only hold the shape of the code.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+
+import jinja2
+
+from .kernels import Buffer, GemmKernel, LoopKernel, SpecialKernel, View
+from .poly import Poly, product
+
+# Below this many elements a loop runs on one thread: waking the team costs more than it saves.
+PARALLEL_MIN_WORK = 32768
+ALIGN = 64
+
+
+def resource_dir(name: str) -> str:
+    """A data folder shipped with the package (`templates`, `csrc`), or the repo's copy."""
+    try:
+        path = resources.files(f"symgrad.{name}")
+        if path.is_dir():
+            return str(path)
+    except (ModuleNotFoundError, TypeError):
+        pass
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(here, name)
+
+
+@functools.lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("templates")),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True)
+
+
+# ---------------------------------------------------------------------- loop nests
+def collapse(dims, stride_lists):
+    """Drop unit dims and merge neighbours that every access walks as one (row-major) run."""
+    keep = [k for k, d in enumerate(dims) if not (d.is_const and d.value == 1)]
+    dims = [dims[k] for k in keep]
+    strides = [[s[k] for k in keep] for s in stride_lists]
+    k = len(dims) - 2
+    while k >= 0:
+        if all(s[k] == s[k + 1] * dims[k + 1] for s in strides):
+            dims[k] = dims[k] * dims[k + 1]
+            del dims[k + 1]
+            for s in strides:
+                s[k] = s[k + 1]
+                del s[k + 1]
+        k -= 1
+    return dims, strides
+
+
+def index_expr(offset: Poly, strides, names) -> str:
+    parts = [] if offset.is_zero() else [offset.c()]
+    for s, i in zip(strides, names):
+        if s.is_zero():
+            continue
+        parts.append(i if s == Poly.const(1) else f"{i}*{s.c()}")
+    return " + ".join(parts) or "0"
+
+
+@dataclass
+class Loop:
+    var: str
+    extent: str
+
+
+@dataclass
+class LoopPlan:
+    """What the loop template needs, all as C text."""
+    outer: list = field(default_factory=list)      # kept loops (parallel over the first ones)
+    inner: list = field(default_factory=list)      # reduced loops
+    parallel: str = ""                             # the `if` of the parallel pragma, or ""
+    collapse: int = 1
+    loads: list = field(default_factory=list)      # (ctype, var, buffer, index)
+    stores: list = field(default_factory=list)     # (ctype, buffer, index, var)
+    work: str = "1"
+
+
+def plan_loop(kernel: LoopKernel) -> LoopPlan:
+    n_kept = len(kernel.shape)
+    accesses = [l.view.strides for l in kernel.loads]
+    store_strides = [v.strides for v, _ in kernel.stores]
+    kept_dims, kept_strides = collapse(
+        list(kernel.shape),
+        [list(s[:n_kept]) for s in accesses] + [list(s) for s in store_strides])
+    red_dims, red_strides = collapse(list(kernel.reduced), [list(s[n_kept:]) for s in accesses])
+    plan = LoopPlan()
+    plan.outer = [Loop(f"i{k}", d.c()) for k, d in enumerate(kept_dims)]
+    plan.inner = [Loop(f"r{k}", d.c()) for k, d in enumerate(red_dims)]
+    kept_names = [lp.var for lp in plan.outer]
+    red_names = [lp.var for lp in plan.inner]
+    for j, load in enumerate(kernel.loads):
+        idx = index_expr(load.view.offset, kept_strides[j] + red_strides[j],
+                         kept_names + red_names)
+        plan.loads.append((load.view.buffer.ctype, load.var, load.view.buffer.name, idx))
+    for j, (view, var) in enumerate(kernel.stores):
+        strides = kept_strides[len(kernel.loads) + j]
+        plan.stores.append((view.buffer.ctype, view.buffer.name,
+                            index_expr(view.offset, strides, kept_names), var))
+    work = product(kernel.shape) * product(kernel.reduced)
+    plan.work = work.c()
+    if not (work.is_const and work.value < PARALLEL_MIN_WORK):
+        plan.parallel = f"{plan.work} >= {PARALLEL_MIN_WORK}"
+    plan.collapse = max(1, len(plan.outer) - (0 if kernel.reduce else 1))
+    return plan
+
+
+# ---------------------------------------------------------------------- workspace
+def plan_workspace(kernels, buffers):
+    """Share workspace memory between buffers whose lifetimes do not overlap.  Returns the
+    slots, each a list of buffers (its size is the largest of them at call time)."""
+    first, last = {}, {}
+    for k, kernel in enumerate(kernels):
+        for buf in kernel.writes + kernel.reads:
+            if buf.kind == "work":
+                first.setdefault(id(buf), k)
+                last[id(buf)] = k
+    work = sorted((b for b in buffers if b.kind == "work" and id(b) in first),
+                  key=lambda b: first[id(b)])
+    slots, slot_end = [], []
+    for buf in work:
+        for s, end in enumerate(slot_end):
+            if end < first[id(buf)] and slots[s][0].dtype.itemsize == buf.dtype.itemsize:
+                slots[s].append(buf)
+                slot_end[s] = last[id(buf)]
+                buf.slot = s
+                break
+        else:
+            buf.slot = len(slots)
+            slots.append([buf])
+            slot_end.append(last[id(buf)])
+    return slots
+
+
+def slot_bytes_c(slot) -> str:
+    sizes = [f"{(b.size * b.dtype.itemsize).c()}" for b in slot]
+    expr = sizes[0]
+    for s in sizes[1:]:
+        expr = f"SG_MAX({expr}, {s})"
+    return expr
+
+
+def workspace_layout(slots, dims) -> tuple:
+    """(offsets, total bytes) for concrete dims, with the same arithmetic as the C code."""
+    offsets, total = [], 0
+    for slot in slots:
+        offsets.append(total)
+        size = max(b.size.evaluate(dims) * b.dtype.itemsize for b in slot)
+        total += (size + ALIGN - 1) // ALIGN * ALIGN
+    return offsets, total
+
+
+# ---------------------------------------------------------------------- the source
+def kernel_buffers(kernel) -> list:
+    seen, out = set(), []
+    for buf in kernel.writes + kernel.reads:
+        if id(buf) not in seen:
+            seen.add(id(buf))
+            out.append(buf)
+    written = {id(b) for b in kernel.writes}
+    return [(b, id(b) in written) for b in out]
+
+
+def gemm_plan(k: GemmKernel) -> dict:
+    batch_dims, batch_strides = collapse(list(k.batch), [list(k.a.strides[:-2]),
+                                                         list(k.b.strides[:-2]),
+                                                         list(k.c.strides[:-2])])
+    names = [f"b{i}" for i in range(len(batch_dims))]
+    return {
+        "loops": [Loop(n, d.c()) for n, d in zip(names, batch_dims)],
+        "a": f"{k.a.buffer.name} + {index_expr(k.a.offset, batch_strides[0], names)}",
+        "b": f"{k.b.buffer.name} + {index_expr(k.b.offset, batch_strides[1], names)}",
+        "c": f"{k.c.buffer.name} + {index_expr(k.c.offset, batch_strides[2], names)}",
+        "ta": int(k.trans_a), "tb": int(k.trans_b), "lda": k.lda.c(), "ldb": k.ldb.c(),
+        "ldc": k.n.c(), "m": k.m.c(), "n": k.n.c(), "k": k.k.c(),
+        "fn": "sg_gemm_f32" if k.c.buffer.dtype.itemsize == 4 else "sg_gemm_f64",
+    }
+
+
+def render(schedule, slots, n_dims: int, check_finite=False, target="c") -> str:
+    kernels = []
+    for index, kernel in enumerate(schedule.kernels):
+        entry = {"k": kernel, "name": kernel.name, "comment": kernel.comment,
+                 "buffers": kernel_buffers(kernel), "code": index + 1,
+                 "fails": bool(kernel.error)}
+        if isinstance(kernel, LoopKernel):
+            entry["kind"] = "loop"
+            entry["plan"] = plan_loop(kernel)
+        elif isinstance(kernel, GemmKernel):
+            entry["kind"] = "gemm"
+            entry["plan"] = gemm_plan(kernel)
+            entry["fails"] = True
+        else:
+            entry["kind"] = "special"
+            entry["template"] = kernel.template
+        entry["checks"] = [(b, b.size.c()) for b, written in entry["buffers"]
+                           if written and b.dtype.kind == "f"] if check_finite else []
+        kernels.append(entry)
+    template = environment().get_template(f"{target}/step.{target}.j2")
+    return template.render(
+        kernels=kernels, dims=[f"d{i}" for i in range(n_dims)],
+        args=schedule.args, consts=[b for b in schedule.buffers if b.kind == "const"],
+        slots=[(i, slot, slot_bytes_c(slot)) for i, slot in enumerate(slots)],
+        align=ALIGN, check_finite=check_finite, uses_blas=any(
+            isinstance(k, GemmKernel) for k in schedule.kernels))
+
+
+def const_values(buf: Buffer) -> str:
+    from .schedule import literal_text
+    return ", ".join(literal_text(v, buf.dtype) for v in buf.data.reshape(-1))
+
+
+environment_globals = {"const_values": const_values}
+
+
+def _install_globals():
+    env = environment()
+    env.globals.update(environment_globals)
+    env.globals["SpecialKernel"] = SpecialKernel
+    env.globals["View"] = View
+
+
+_install_globals()

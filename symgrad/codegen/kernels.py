@@ -1,0 +1,136 @@
+"""The kernel description shared by the C and CUDA renderers.
+
+A step is a list of kernels over buffers.  A buffer is a typed array in an argument (input, output,
+shared tensor), the source (array constants) or the workspace.  Kernels read buffers through
+strided views, so transposes, slices, broadcasts and reshapes of contiguous data cost no copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .poly import Poly, product, row_major_strides
+
+C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
+           "bool": "bool"}
+
+
+def ctype(dtype) -> str:
+    return C_TYPES[np.dtype(dtype).name]
+
+
+@dataclass(eq=False)
+class Buffer:
+    name: str
+    dtype: np.dtype
+    size: Poly                     # elements
+    kind: str                      # "input", "output", "shared", "const", "work"
+    arg: int = -1                  # index into the entry point's pointer array
+    data: np.ndarray | None = None  # for "const"
+    slot: int = -1                 # workspace slot (liveness-shared memory)
+
+    @property
+    def ctype(self) -> str:
+        return ctype(self.dtype)
+
+
+@dataclass(eq=False)
+class View:
+    """Element (i_0, ..., i_r) lives at buffer[offset + sum(i_k * strides[k])]."""
+    buffer: Buffer
+    offset: Poly
+    shape: tuple
+    strides: tuple
+
+    @staticmethod
+    def whole(buffer: Buffer, shape) -> "View":
+        return View(buffer, Poly.const(0), tuple(shape), row_major_strides(shape))
+
+    def is_contiguous(self) -> bool:
+        expected = row_major_strides(self.shape)
+        return all(s == e for s, e, d in zip(self.strides, expected, self.shape)
+                   if not (d.is_const and d.value == 1))
+
+    def broadcast(self, shape) -> "View":
+        """This view seen at a larger (numpy-broadcast) shape: stride 0 along broadcast axes."""
+        lead = len(shape) - len(self.shape)
+        strides = [Poly.const(0)] * lead
+        for d_src, d_dst, s in zip(self.shape, shape[lead:], self.strides):
+            stretched = d_src.is_const and d_src.value == 1 and not (d_dst.is_const and
+                                                                      d_dst.value == 1)
+            strides.append(Poly.const(0) if stretched else s)
+        return View(self.buffer, self.offset, tuple(shape), tuple(strides))
+
+    def permute(self, axes) -> "View":
+        return View(self.buffer, self.offset, tuple(self.shape[a] for a in axes),
+                    tuple(self.strides[a] for a in axes))
+
+    @property
+    def size(self) -> Poly:
+        return product(self.shape)
+
+
+@dataclass(eq=False)
+class Literal:
+    """A scalar known when the source is written (a constant), or a C expression of the dims."""
+    text: str
+    dtype: np.dtype
+
+
+@dataclass(eq=False)
+class Kernel:
+    name: str
+    nodes: list                   # graph nodes computed here (for the header comment)
+    reads: list = field(default_factory=list)    # buffers read
+    writes: list = field(default_factory=list)   # buffers written
+    error: str = ""               # message of the failure this kernel can report
+
+    @property
+    def comment(self) -> str:
+        from ..graph import shape_str
+        parts = [f"%{n.id} {n.op}{' ' + n.name if n.name else ''} {shape_str(n.shape)}"
+                 for n in self.nodes]
+        return "; ".join(parts)
+
+
+@dataclass(eq=False)
+class Load:
+    var: str
+    view: View        # broadcast to the loop's full shape
+
+
+@dataclass(eq=False)
+class LoopKernel(Kernel):
+    """Nested loops over `shape` computing `statements` (C lines, in order) from `loads`.
+    With `reduce`, the trailing `reduced` loops accumulate into one value per kept index."""
+    shape: tuple = ()             # kept loop dims (Poly)
+    reduced: tuple = ()           # reduced loop dims (Poly)
+    loads: list = field(default_factory=list)
+    statements: list = field(default_factory=list)   # (ctype, var, expression)
+    stores: list = field(default_factory=list)       # (View over the kept dims, var)
+    reduce: dict | None = None    # acc_type, identity, combine, result, value, argmax
+
+
+@dataclass(eq=False)
+class GemmKernel(Kernel):
+    """C[b] = A[b] @ B[b] through cblas, with transposes as flags (no copies)."""
+    a: View = None
+    b: View = None
+    c: View = None
+    batch: tuple = ()             # batch loop dims (Poly)
+    trans_a: bool = False
+    trans_b: bool = False
+    lda: Poly = None
+    ldb: Poly = None
+    m: Poly = None
+    n: Poly = None
+    k: Poly = None
+
+
+@dataclass(eq=False)
+class SpecialKernel(Kernel):
+    """An op with its own loop shape (row-wise softmax, gather, ...); rendered from the
+    template macro of the same name, given `params` (C expressions and buffer views)."""
+    template: str = ""
+    params: dict = field(default_factory=dict)

@@ -1,0 +1,433 @@
+"""From graph to kernels: decide what is computed where, and which memory holds it.
+
+Walking the nodes in order, each value becomes one of:
+- a View of a buffer (sources, materialized results, and free reshapes/transposes/slices/broadcasts);
+- an Inline expression, computed inside its single consumer's loop (element-wise fusion, and
+  element-wise prologues of reductions);
+- a Literal (scalar constants, the size of a symbolic axis).
+Everything else is materialized by a kernel into a buffer: an output argument when the node is an
+output, else a workspace buffer whose memory is shared with others by liveness (`plan_workspace`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph import DTYPES, Sym, Tensor, is_float, resolve_dim, resolve_shape, topo_sort
+from ..ops import OPS
+from .kernels import (Buffer, GemmKernel, Kernel, Literal, Load, LoopKernel, SpecialKernel,
+                      View, ctype)
+from .poly import Poly, product, row_major_strides
+
+
+class CodegenError(NotImplementedError):
+    pass
+
+
+@dataclass(eq=False)
+class Inline:
+    node: Tensor
+
+
+def literal_text(value, dtype) -> str:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return "1" if value else "0"
+    if dtype.kind in "iu":
+        return f"INT64_C({int(value)})" if dtype.itemsize == 8 else str(int(value))
+    value = float(value)
+    if math.isnan(value):
+        return "NAN"
+    if math.isinf(value):
+        return "INFINITY" if value > 0 else "(-INFINITY)"
+    text = repr(float(np.float32(value))) + "f" if dtype == np.float32 else repr(value)
+    if "e" not in text and "." not in text and not text.endswith("f"):
+        text += ".0"
+    if dtype == np.float32 and "." not in text and "e" not in text:
+        text = text[:-1] + ".0f"
+    return f"({text})" if text.startswith("-") else text
+
+
+def extreme_literal(dtype, lowest: bool) -> str:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return "(-INFINITY)" if lowest else "INFINITY"
+    if dtype.kind == "b":
+        return "0" if lowest else "1"
+    info = np.iinfo(dtype)
+    return f"(({ctype(dtype)}){info.min}{'LL' if dtype.itemsize == 8 else ''})" if lowest \
+        else f"(({ctype(dtype)}){info.max}{'LL' if dtype.itemsize == 8 else ''})"
+
+
+class Schedule:
+    """Kernels, buffers and argument layout of one compiled step."""
+
+    def __init__(self, fn, opt_level: int = 2):
+        self.fn = fn
+        self.fuse = opt_level >= 1
+        self.slots = {d: i for d, i in fn.sym_slots.items()}
+        self.kernels: list[Kernel] = []
+        self.buffers: list[Buffer] = []
+        self.values: dict[int, object] = {}
+        self.args: list[Buffer] = []
+        self._names: set[str] = set()
+        self.roots = fn.outputs + [v for _, v in fn.updates]
+        self.nodes = topo_sort(self.roots)
+        self.consumers: dict[int, list] = {n.id: [] for n in self.nodes}
+        for n in self.nodes:
+            for i in n.inputs:
+                self.consumers[i.id].append(n)
+        self.root_ids = {r.id for r in self.roots}
+        self._claimed_outputs: set[int] = set()
+        self._declare_arguments()
+        for node in self.nodes:
+            if node.id not in self.values:
+                self.values[node.id] = self._schedule(node)
+        self._write_roots()
+
+    # ------------------------------------------------------------------ naming and buffers
+    def poly(self, dim) -> Poly:
+        d = resolve_dim(dim)
+        if isinstance(d, Sym):
+            if d not in self.slots:
+                raise CodegenError(f"symbolic dim {d} is not bound by any input")
+            return Poly.var(self.slots[d])
+        return Poly.const(d)
+
+    def shape_of(self, node) -> tuple:
+        return tuple(self.poly(d) for d in resolve_shape(node.shape))
+
+    def unique(self, base: str) -> str:
+        base = "".join(c if c.isalnum() else "_" for c in base).strip("_") or "t"
+        if base[0].isdigit():
+            base = "t" + base
+        name, k = base, 1
+        while name in self._names:
+            k += 1
+            name = f"{base}_{k}"
+        self._names.add(name)
+        return name
+
+    def buffer(self, node, kind, arg=-1, data=None, label=None) -> Buffer:
+        label = label or node.name or f"{node.op}{node.id}"
+        buf = Buffer(self.unique(label), node.dtype, product(self.shape_of(node)), kind, arg,
+                     data)
+        self.buffers.append(buf)
+        if arg >= 0:
+            self.args.append(buf)
+        return buf
+
+    def _declare_arguments(self):
+        arg = 0
+        for x in self.fn.inputs:
+            self.values[x.id] = View.whole(self.buffer(x, "input", arg), self.shape_of(x))
+            arg += 1
+        self.output_buffers = []
+        for i, out in enumerate(self.fn.outputs):
+            self.output_buffers.append(self.buffer(out, "output", arg, label=f"out{i}"))
+            arg += 1
+        self.shared_nodes = []
+        for node in self.nodes + [t for t, _ in self.fn.updates]:
+            if node.op == "shared" and node.id not in self.values:
+                self.shared_nodes.append(node)
+                buf = self.buffer(node, "shared", arg)
+                self.values[node.id] = View.whole(buf, self.shape_of(node))
+                arg += 1
+        self.n_args = arg
+
+    # ------------------------------------------------------------------ the walk
+    def _schedule(self, node):
+        op = OPS[node.op]
+        if node.op == "constant":
+            array = node.attr["value"].array
+            if array.size == 1:
+                return Literal(literal_text(array.reshape(-1)[0], node.dtype), node.dtype)
+            buf = self.buffer(node, "const", data=np.ascontiguousarray(array),
+                              label=f"const{node.id}")
+            return View.whole(buf, self.shape_of(node))
+        if node.op == "placeholder":
+            raise CodegenError(f"placeholder {node.name!r} is not among the inputs")
+        if op.kind == "elementwise":
+            if self._inlinable(node):
+                return Inline(node)
+            return self._materialize_loop(node)
+        if op.kind == "shape" and node.op in VIEW_RULES:
+            return self._view_op(node)
+        if node.op == "size_of":
+            x = node.inputs[0]
+            count = product(self.shape_of(x)[a] for a in node.attr["axes"])
+            return Literal(f"(({ctype(node.dtype)}){count.c()})", node.dtype)
+        if op.kind == "reduce":
+            return self._reduction(node)
+        if op.kind == "matmul":
+            return self._gemm(node)
+        from . import special
+        rule = special.RULES.get(node.op)
+        if rule is None:
+            raise CodegenError(f"the C backend cannot compile op {node.op!r} (node %{node.id})")
+        return rule(self, node)
+
+    def _inlinable(self, node) -> bool:
+        if not self.fuse or node.id in self.root_ids:
+            return False
+        users = self.consumers[node.id]
+        if len(users) != 1:
+            return False
+        user = users[0]
+        user_op = OPS[user.op]
+        if user_op.kind == "elementwise":
+            return resolve_shape(user.shape) == resolve_shape(node.shape) or \
+                all(isinstance(d, int) for d in node.shape) and \
+                int(np.prod(node.shape)) == 1
+        return user_op.kind == "reduce" and user.op != "logsumexp"
+
+    # ------------------------------------------------------------------ materializing
+    def target_for(self, node) -> View:
+        """Where a computed node goes: its output argument, or a new workspace buffer."""
+        for i, out in enumerate(self.fn.outputs):
+            if out is node and i not in self._claimed_outputs:
+                self._claimed_outputs.add(i)
+                return View.whole(self.output_buffers[i], self.shape_of(node))
+        return View.whole(self.buffer(node, "work"), self.shape_of(node))
+
+    def as_view(self, node) -> View:
+        """The node's value in a buffer (materializing an inline value or literal)."""
+        value = self.values[node.id]
+        if isinstance(value, View):
+            return value
+        view = self._materialize_loop(node, value)
+        self.values[node.id] = view
+        return view
+
+    def contiguous(self, node) -> View:
+        view = self.as_view(node)
+        if view.is_contiguous():
+            return view
+        return self._copy(node, view)
+
+    def _copy(self, node, view: View, target: View | None = None) -> View:
+        target = target or View.whole(self.buffer(node, "work", label=f"{node.name or node.op}"
+                                                  f"{node.id}_copy"), view.shape)
+        kernel = LoopKernel(self.kernel_name("copy", node), [node], shape=target.shape)
+        kernel.loads.append(Load("v0", view.broadcast(target.shape)))
+        kernel.reads.append(view.buffer)
+        kernel.stores.append((target, "v0"))
+        kernel.writes.append(target.buffer)
+        self.kernels.append(kernel)
+        return target
+
+    def kernel_name(self, kind, node) -> str:
+        return self.unique(f"k{len(self.kernels)}_{kind}_{node.name or node.op}")
+
+    # ------------------------------------------------------------------ element-wise loops
+    def expression(self, node, kernel: LoopKernel, loop_shape, cache: dict):
+        """C variable holding `node` inside `kernel`'s loop (recursing through inline values)."""
+        if node.id in cache:
+            return cache[node.id]
+        value = self.values.get(node.id)
+        if isinstance(value, Literal):
+            cache[node.id] = value.text
+            return value.text
+        if isinstance(value, View):
+            var = f"v{len(cache)}"
+            kernel.loads.append(Load(var, value.broadcast(loop_shape)))
+            kernel.reads.append(value.buffer)
+            cache[node.id] = var
+            return var
+        # an inline (or being-materialized) element-wise node
+        args = [self.expression(i, kernel, loop_shape, cache) for i in node.inputs]
+        op = OPS[node.op]
+        text = op.c.format(*args, T=ctype(node.dtype))
+        var = f"v{len(cache)}"
+        kernel.statements.append((ctype(node.dtype), var, text))
+        if all(n is not node for n in kernel.nodes):
+            kernel.nodes.append(node)
+        cache[node.id] = var
+        return var
+
+    def _materialize_loop(self, node, value=None) -> View:
+        target = self.target_for(node)
+        self._compute_into(node, value, target)
+        self.values[node.id] = target
+        return target
+
+    def _compute_into(self, node, value, target: View):
+        """One loop kernel writing `node` (inline expression or literal) into `target`."""
+        kernel = LoopKernel(self.kernel_name("loop", node), [], shape=target.shape)
+        if isinstance(value, Literal):
+            var = value.text
+            kernel.nodes.append(node)
+        else:
+            self.values.pop(node.id, None)  # computed here, not loaded
+            var = self.expression(node, kernel, target.shape, {})
+        kernel.stores.append((target, var))
+        kernel.writes.append(target.buffer)
+        self.kernels.append(kernel)
+
+    # ------------------------------------------------------------------ views
+    def _view_op(self, node):
+        x = node.inputs[0]
+        value = self.values[x.id]
+        if isinstance(value, Literal) and node.op in ("reshape", "broadcast_to"):
+            return value  # a broadcast scalar stays a scalar
+        view = self.as_view(x)
+        if node.op == "reshape" and not view.is_contiguous():
+            view = self._copy(x, view)
+        return VIEW_RULES[node.op](self, node, view)
+
+    # ------------------------------------------------------------------ reductions
+    def _reduction(self, node):
+        if node.op == "logsumexp":
+            from . import special
+            return special.RULES["logsumexp"](self, node)
+        x = node.inputs[0]
+        axes = node.attr["axes"] if node.op != "argmax" else (node.attr["axis"],)
+        full = self.shape_of(x)
+        kept_axes = [a for a in range(x.ndim) if a not in axes]
+        target = self.target_for(node)
+        kernel = LoopKernel(self.kernel_name("reduce", node), [node],
+                            shape=tuple(full[a] for a in kept_axes),
+                            reduced=tuple(full[a] for a in axes))
+        var = self.expression(x, kernel, full, {})
+        order = kept_axes + list(axes)
+        for load in kernel.loads:
+            load.view = load.view.permute(order)
+        kernel.reduce = self._reduce_rule(node, x, var, product(kernel.reduced))
+        kept_target = View(target.buffer, target.offset, kernel.shape,
+                           tuple(s for a, s in zip(range(len(target.shape)), target.strides)
+                                 if not (node.attr.get("keepdims") and a in axes))
+                           if node.attr.get("keepdims") else target.strides)
+        kernel.stores.append((kept_target, kernel.reduce["result"]))
+        kernel.writes.append(target.buffer)
+        self.kernels.append(kernel)
+        self.values[node.id] = target
+        return target
+
+    @staticmethod
+    def _reduce_rule(node, x, var, count: Poly) -> dict:
+        op = OPS[node.op]
+        out_t = ctype(node.dtype)
+        if node.op == "argmax":
+            return {"argmax": True, "acc_type": ctype(x.dtype), "value": var,
+                    "identity": "0", "result": "best_index"}
+        acc_type = "double" if x.dtype == DTYPES["float32"] and node.op in ("sum", "mean") \
+            else ctype(node.dtype) if node.op == "sum" else ctype(x.dtype)
+        if op.c_identity == "SG_LOWEST":
+            identity = extreme_literal(x.dtype, lowest=True)
+        elif op.c_identity == "SG_HIGHEST":
+            identity = extreme_literal(x.dtype, lowest=False)
+        else:
+            identity = op.c_identity
+        result = f"({out_t})acc"
+        if node.op == "mean":
+            result = f"({out_t})(acc / (double){count.c()})"
+        return {"argmax": False, "acc_type": acc_type, "identity": identity,
+                "combine": op.c_combine.format(acc="acc", v=f"({acc_type}){var}"),
+                "merge": op.c_combine.format(acc="acc", v="parts[t]"), "result": result}
+
+    # ------------------------------------------------------------------ matrix products
+    def _gemm(self, node):
+        a_node, b_node = node.inputs
+        a, b = self.as_view(a_node), self.as_view(b_node)
+        out_shape = self.shape_of(node)
+        batch = out_shape[:-2]
+        a_mat, trans_a, lda = self._blas_operand(a_node, a)
+        b_mat, trans_b, ldb = self._blas_operand(b_node, b)
+        c = self.target_for(node)
+        kernel = GemmKernel(self.kernel_name("gemm", node), [node], reads=[a_mat.buffer,
+                                                                          b_mat.buffer],
+                            writes=[c.buffer], batch=batch, trans_a=trans_a, trans_b=trans_b,
+                            lda=lda, ldb=ldb, m=out_shape[-2], n=out_shape[-1],
+                            k=self.shape_of(a_node)[-1])
+        kernel.a = self._batch_view(a_mat, out_shape)
+        kernel.b = self._batch_view(b_mat, out_shape)
+        kernel.c = c
+        kernel.error = f"matmul %{node.id}: a dim exceeds the 32-bit range of the BLAS"
+        self.kernels.append(kernel)
+        self.values[node.id] = c
+        return c
+
+    def _blas_operand(self, node, view: View):
+        rows, cols = view.shape[-2:]
+        s_r, s_c = view.strides[-2:]
+        one = Poly.const(1)
+        if s_c == one and (s_r == cols or rows == one):
+            return view, False, cols if rows == one else s_r
+        if s_r == one and (s_c == rows or cols == one):
+            return view, True, rows if cols == one else s_c
+        copy = self._copy(node, view)
+        return copy, False, cols
+
+    @staticmethod
+    def _batch_view(view: View, out_shape) -> View:
+        """Batch dims of an operand broadcast to the output's batch dims (matrix dims kept)."""
+        batch = out_shape[:-2]
+        lead = len(batch) - (len(view.shape) - 2)
+        strides = [Poly.const(0)] * lead
+        for d_src, d_dst, s in zip(view.shape[:-2], batch[lead:], view.strides[:-2]):
+            strides.append(Poly.const(0) if d_src == Poly.const(1) and d_dst != d_src else s)
+        return View(view.buffer, view.offset, tuple(batch) + view.shape[-2:],
+                    tuple(strides) + view.strides[-2:])
+
+    # ------------------------------------------------------------------ outputs and updates
+    def _write_roots(self):
+        for i, out in enumerate(self.fn.outputs):
+            target = View.whole(self.output_buffers[i], self.shape_of(out))
+            value = self.values[out.id]
+            if isinstance(value, View) and value.buffer is self.output_buffers[i]:
+                continue
+            self._store_value(out, value, target)
+        # updates: new values land in fresh buffers first, then are copied over the shared
+        # storage at the very end, so every update reads old values
+        self.update_copies = []
+        for target_node, value_node in self.fn.updates:
+            value = self.values[value_node.id]
+            if not isinstance(value, View) or value.buffer.kind in ("shared", "input", "const") \
+                    or not value.is_contiguous():
+                staged = View.whole(self.buffer(value_node, "work",
+                                                label=f"{target_node.name or 'shared'}_new"),
+                                    self.shape_of(value_node))
+                self._store_value(value_node, value, staged)
+                value = staged
+            dest = self.values[target_node.id]
+            self.update_copies.append((dest, value, target_node))
+        for dest, value, target_node in self.update_copies:
+            self._copy(target_node, value, dest)
+
+    def _store_value(self, node, value, target: View):
+        if isinstance(value, View):
+            self._copy(node, value, target)
+        else:
+            self._compute_into(node, value, target)
+            if isinstance(value, Inline):
+                self.values[node.id] = value
+
+
+# ---------------------------------------------------------------------- view rules
+def _reshape(s: Schedule, node, view: View) -> View:
+    shape = s.shape_of(node)
+    return View(view.buffer, view.offset, shape, row_major_strides(shape))
+
+
+def _transpose(s: Schedule, node, view: View) -> View:
+    return view.permute(node.attr["axes"])
+
+
+def _broadcast_to(s: Schedule, node, view: View) -> View:
+    return view.broadcast(s.shape_of(node))
+
+
+def _slice(s: Schedule, node, view: View) -> View:
+    offset, strides = view.offset, []
+    for (start, stop, step), stride in zip(node.attr["index"], view.strides):
+        offset = offset + stride * start
+        strides.append(stride * step)
+    return View(view.buffer, offset, s.shape_of(node), tuple(strides))
+
+
+VIEW_RULES = {"reshape": _reshape, "transpose": _transpose, "broadcast_to": _broadcast_to,
+              "slice": _slice}
+
+__all__ = ["Schedule", "CodegenError", "Inline", "literal_text", "is_float"]

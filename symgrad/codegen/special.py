@@ -1,0 +1,126 @@
+"""Scheduling rules of the ops with their own loop shape.  Each rule turns a node into one
+SpecialKernel whose C lives in the template macro of the same name (templates/c/special.c.j2).
+Row-wise ops see their operand as (outer, n, inner) around the normalized axis."""
+from __future__ import annotations
+
+from .kernels import Literal, SpecialKernel, View
+from .poly import Poly, product
+from .schedule import literal_text
+
+
+def pointer(view: View) -> str:
+    off = view.offset
+    return view.buffer.name if off.is_zero() else f"({view.buffer.name} + {off.c()})"
+
+
+def around(shape, axis):
+    return product(shape[:axis]), shape[axis], product(shape[axis + 1:])
+
+
+def emit(s, node, template, inputs, target, error="", **params) -> View:
+    kernel = SpecialKernel(s.kernel_name(template, node), [node], template=template,
+                           error=error)
+    kernel.reads = [v.buffer for v in inputs]
+    kernel.writes = [target.buffer]
+    kernel.params = dict(params, out=pointer(target), out_t=target.buffer.ctype,
+                         ins=[pointer(v) for v in inputs],
+                         in_t=[v.buffer.ctype for v in inputs])
+    s.kernels.append(kernel)
+    s.values[node.id] = target
+    return target
+
+
+def row_op(s, node):
+    x = s.contiguous(node.inputs[0])
+    outer, n, inner = around(s.shape_of(node), node.attr["axis"])
+    return emit(s, node, node.op, [x], s.target_for(node), outer=outer.c(), n=n.c(),
+                inner=inner.c(), log=node.op == "log_softmax")
+
+
+def logsumexp(s, node):
+    x_node = node.inputs[0]
+    axes = node.attr["axes"]
+    view = s.as_view(x_node)
+    kept = [a for a in range(x_node.ndim) if a not in axes]
+    view = view.permute(kept + list(axes))
+    if not view.is_contiguous():
+        view = s._copy(x_node, view)
+    full = s.shape_of(x_node)
+    outer = product(full[a] for a in kept)
+    n = product(full[a] for a in axes)
+    return emit(s, node, "logsumexp", [view], s.target_for(node), outer=outer.c(), n=n.c(),
+                inner="1")
+
+
+def cross_entropy(s, node):
+    logits, labels = (s.contiguous(i) for i in node.inputs)
+    rows = product(s.shape_of(node))
+    classes = s.shape_of(node.inputs[0])[-1]
+    return emit(s, node, "softmax_cross_entropy", [logits, labels], s.target_for(node),
+                rows=rows.c(), classes=classes.c(),
+                error=f"softmax_cross_entropy %{node.id}: a label is outside [0, {classes})")
+
+
+def take(s, node):
+    x, idx = (s.contiguous(i) for i in node.inputs)
+    axis = node.attr["axis"]
+    outer, n, inner = around(s.shape_of(node.inputs[0]), axis)
+    m = product(s.shape_of(node.inputs[1]))
+    return emit(s, node, "take", [x, idx], s.target_for(node), outer=outer.c(), n=n.c(),
+                inner=inner.c(), m=m.c(),
+                error=f"take %{node.id}: an index is out of range for axis {axis} of size {n}")
+
+
+def scatter_add(s, node):
+    g, idx = (s.contiguous(i) for i in node.inputs)
+    axis = node.attr["axis"]
+    outer, n, inner = around(s.shape_of(node), axis)
+    m = product(s.shape_of(node.inputs[1]))
+    return emit(s, node, "scatter_add", [g, idx], s.target_for(node), outer=outer.c(), n=n.c(),
+                inner=inner.c(), m=m.c(),
+                error=f"scatter_add %{node.id}: an index is out of range for axis {axis}")
+
+
+def one_hot(s, node):
+    labels = s.contiguous(node.inputs[0])
+    m = product(s.shape_of(node.inputs[0]))
+    return emit(s, node, "one_hot", [labels], s.target_for(node), m=m.c(),
+                depth=str(node.attr["depth"]))
+
+
+def concatenate(s, node):
+    axis = node.attr["axis"]
+    target = s.target_for(node)
+    start = 0
+    for part in node.inputs:
+        size = s.shape_of(part)[axis].value
+        index = [(0, None, 1)] * part.ndim
+        index[axis] = (start, start + size, 1)
+        offset = target.offset + target.strides[axis] * start
+        region = View(target.buffer, offset, s.shape_of(part), target.strides)
+        s._store_value(part, s.values[part.id], region)
+        start += size
+    s.kernels[-1].nodes.append(node)
+    s.values[node.id] = target
+    return target
+
+
+def unslice(s, node):
+    target = s.target_for(node)
+    s._store_value(node, Literal(literal_text(0, node.dtype), node.dtype), target)
+    region = target
+    offset, strides = region.offset, []
+    for (start, stop, step), stride in zip(node.attr["index"], region.strides):
+        offset = offset + stride * start
+        strides.append(stride * step)
+    inner = View(target.buffer, offset, s.shape_of(node.inputs[0]), tuple(strides))
+    s._store_value(node.inputs[0], s.values[node.inputs[0].id], inner)
+    s.values[node.id] = target
+    return target
+
+
+RULES = {"softmax": row_op, "log_softmax": row_op, "logsumexp": logsumexp,
+         "softmax_cross_entropy": cross_entropy, "take": take, "scatter_add": scatter_add,
+         "one_hot": one_hot, "concatenate": concatenate, "unslice": unslice}
+
+__all__ = ["RULES", "Poly"]
