@@ -33,6 +33,10 @@ class Graph:
     __repr__ = __str__
 
 
+class SymSlot(int):
+    """An output dim that is the call's value of symbolic dim number `self`."""
+
+
 class InputSpec:
     """What one argument of the call must look like, precomputed for a fast check."""
 
@@ -120,6 +124,14 @@ class Function:
                 if isinstance(d, Sym) and d not in self.sym_slots:
                     self.sym_slots[d] = len(self.sym_slots)
         self._specs = [InputSpec(x, self.sym_slots) for x in self.inputs]
+        self._n_dims = len(self.sym_slots)
+        for node in self.outputs:
+            for d in resolve_shape(node.shape):
+                if isinstance(d, Sym) and d not in self.sym_slots:
+                    raise ValueError(f"function: output dim {d} is not bound by any input")
+        self._out_specs = [(node.dtype, tuple(SymSlot(self.sym_slots[d]) if isinstance(d, Sym)
+                                              else d for d in resolve_shape(node.shape)))
+                           for node in self.outputs]
         self.backend = backend
         self.opt_level = opt_level
         self._program = get_backend(backend).compile(self, **options)
@@ -139,17 +151,19 @@ class Function:
 
     # ------------------------------------------------------------------ calling
     def bind(self, arrays):
-        """The call's arrays, validated (and made C-contiguous), and the symbolic dims' values."""
-        if len(arrays) != len(self._specs):
-            names = ", ".join(s.name for s in self._specs)
-            raise TypeError(f"function takes {len(self._specs)} arguments ({names}), "
+        """The call's arrays, validated (and made C-contiguous), and the symbolic dims' values.
+        This is the per-call hot path: plain loops over precomputed specs."""
+        specs = self._specs
+        if len(arrays) != len(specs):
+            names = ", ".join(s.name for s in specs)
+            raise TypeError(f"function takes {len(specs)} arguments ({names}), "
                             f"got {len(arrays)}")
-        dims = [-1] * len(self.sym_slots)
+        dims = [-1] * self._n_dims
         checked = []
-        for spec, a in zip(self._specs, arrays):
+        for spec, a in zip(specs, arrays):
             if type(a) is not np.ndarray:
                 a = self._convert(spec, a)
-            if a.dtype != spec.dtype:
+            if a.dtype is not spec.dtype and a.dtype != spec.dtype:
                 raise InputError(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got "
                                  f"{a.dtype.name} (convert with .astype(np.{spec.dtype.name}))")
             shape = a.shape
@@ -200,17 +214,19 @@ class Function:
         outs = [out] if isinstance(out, np.ndarray) else list(out)
         if len(outs) != len(self.outputs):
             raise TypeError(f"out= takes {len(self.outputs)} arrays, got {len(outs)}")
-        values = self.dims_dict(dims)
-        for i, (o, node) in enumerate(zip(outs, self.outputs)):
-            shape = tuple(values[d] if isinstance(d, Sym) else d for d in
-                          resolve_shape(node.shape))
-            if not isinstance(o, np.ndarray) or o.shape != shape or o.dtype != node.dtype \
+        for i, (o, (dtype, spec)) in enumerate(zip(outs, self._out_specs)):
+            shape = tuple(dims[d] if type(d) is SymSlot else d for d in spec)
+            if type(o) is not np.ndarray or o.shape != shape or o.dtype != dtype \
                     or not o.flags.c_contiguous or not o.flags.writeable:
                 got = (f"{o.shape} {o.dtype}" if isinstance(o, np.ndarray)
                        else type(o).__name__)
                 raise InputError(f"out[{i}]: expected a writable C-contiguous {shape} "
-                                 f"{node.dtype.name} array, got {got}")
+                                 f"{dtype.name} array, got {got}")
         return outs
+
+    def output_shapes(self, dims) -> list:
+        return [tuple(dims[d] if type(d) is SymSlot else d for d in spec)
+                for _, spec in self._out_specs]
 
     def __repr__(self):
         names = ", ".join(x.name for x in self.inputs)

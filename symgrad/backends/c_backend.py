@@ -9,7 +9,6 @@ import numpy as np
 from ..codegen import c as c_render
 from ..codegen.schedule import CodegenError, Schedule
 from ..function import Graph
-from ..graph import Sym, resolve_shape
 
 CDEF = """
 int64_t sg_workspace_size(const int64_t *dims);
@@ -66,42 +65,42 @@ class CProgram:
             array = node.attr["storage"].array
             self._keep.append(array)
             self._args[buf.arg] = ffi.cast("void *", array.ctypes.data)
-        self._out_specs = [(node.dtype, [d if isinstance(d, int) else slot_of(fn, d)
-                                         for d in resolve_shape(node.shape)])
-                           for node in fn.outputs]
+        self._out_dtypes = [node.dtype for node in fn.outputs]
         self._layout_cache: dict[tuple, tuple] = {}
         self._workspace = np.empty(0, np.uint8)
         self._ws_ptr = ffi.NULL
 
     # ------------------------------------------------------------------ per call
     def _layout(self, dims):
+        """Output shapes and workspace bytes for these dims (cached: batch sizes repeat)."""
         key = tuple(dims)
         layout = self._layout_cache.get(key)
         if layout is None:
-            shapes = [tuple(dims[d.slot] if isinstance(d, SlotRef) else d for d in spec)
-                      for _, spec in self._out_specs]
             _, total = c_render.workspace_layout(self.slots, dims)
-            layout = (shapes, total)
+            layout = (self.fn.output_shapes(dims), total)
             if len(self._layout_cache) < 64:
                 self._layout_cache[key] = layout
+            if total > self._workspace.size:
+                self._workspace = np.empty(total, np.uint8)
+                self._ws_ptr = self.ffi.cast("char *", self._workspace.ctypes.data)
         return layout
 
     def run(self, arrays, dims, outs=None):
-        ffi, args = self.ffi, self._args
-        shapes, ws_bytes = self._layout(dims)
-        if ws_bytes > self._workspace.size:
-            self._workspace = np.empty(ws_bytes, np.uint8)
-            self._ws_ptr = ffi.cast("char *", self._workspace.ctypes.data)
-        for i, a in enumerate(arrays):
-            args[i] = ffi.from_buffer(a)
+        args, from_buffer = self._args, self.ffi.from_buffer
+        shapes, _ = self._layout(dims)
+        i = 0
+        for a in arrays:
+            args[i] = from_buffer(a)
+            i += 1
         if outs is None:
-            outs = [np.empty(shape, dtype) for shape, (dtype, _) in zip(shapes, self._out_specs)]
-        base = self._n_inputs
-        for i, o in enumerate(outs):
-            args[base + i] = ffi.from_buffer(o)
-        for i, d in enumerate(dims):
-            self._dims[i] = d
-        status = self.lib.sg_run(args, self._dims, self._ws_ptr)
+            outs = [np.empty(shape, dtype) for shape, dtype in zip(shapes, self._out_dtypes)]
+        for o in outs:
+            args[i] = from_buffer(o)
+            i += 1
+        c_dims = self._dims
+        for k, d in enumerate(dims):
+            c_dims[k] = d
+        status = self.lib.sg_run(args, c_dims, self._ws_ptr)
         if status:
             self._raise(status)
         return outs
@@ -114,20 +113,6 @@ class CProgram:
             raise FloatingPointError(f"check_finite: kernel {k.name} ({nodes}) produced NaN or "
                                      "Inf")
         raise KernelError(self._errors[status - 1])
-
-
-class SlotRef:
-    """An output dim bound by the call: the value of symbolic dim slot `slot`."""
-    __slots__ = ("slot",)
-
-    def __init__(self, slot):
-        self.slot = slot
-
-
-def slot_of(fn, sym: Sym) -> SlotRef:
-    if sym not in fn.sym_slots:
-        raise CodegenError(f"output dim {sym} is not bound by any input")
-    return SlotRef(fn.sym_slots[sym])
 
 
 def compile(fn, check_finite=False):  # noqa: A001  (the backend interface's name)
