@@ -11,8 +11,9 @@ import numbers
 
 import numpy as np
 
-from .graph import (DTYPES, SharedValue, ShapeError, Sym, Tensor, as_dtype, is_float,
-                    named_sym, resolve_dim, resolve_shape, shape_str, user_site)
+from .graph import (DTYPES, SharedValue, ShapeError, Sym, Tensor, as_dtype, broadcast_shapes,
+                    dims_equal, is_float, named_sym, resolve_dim, resolve_shape, shape_str,
+                    unify_dims, user_site)
 from .ops import apply
 from .ops.shape import full_slice, split_dims
 
@@ -77,10 +78,12 @@ class ConstantValue:
 def shared(value, name=None, dtype=None) -> Tensor:
     """A tensor whose value persists across calls and that compiled functions update in place."""
     array = np.array(value, dtype=None if dtype is None else as_dtype(dtype), order="C")
-    if dtype is None and array.dtype == FLOAT64 and not isinstance(value, np.ndarray):
+    if dtype is None and array.dtype == FLOAT64 and not isinstance(value, (np.ndarray, np.generic)):
         array = array.astype(FLOAT32)  # Python floats default to float32, like placeholders
     as_dtype(array.dtype)
-    storage = SharedValue(np.ascontiguousarray(array))
+    # np.array(order="C") is already a C-contiguous copy; np.ascontiguousarray would turn a 0-d
+    # value into shape (1,)
+    storage = SharedValue(array)
     return Tensor("shared", (), (("storage", storage),), array.shape, array.dtype, name=name)
 
 
@@ -132,7 +135,10 @@ def promote(*operands):
     dtype = as_dtype(np.result_type(*[t.dtype for t in typed]))
     for o in operands:
         if _is_python_scalar(o):
-            dtype = as_dtype(np.result_type(dtype, _scalar_dtype(o, dtype)))
+            scalar = _scalar_dtype(o, dtype)
+            # a Python float meeting an integer/bool tensor gives float32, not numpy's float64
+            dtype = scalar if is_float(scalar) and not is_float(dtype) else \
+                as_dtype(np.result_type(dtype, scalar))
     out = []
     for o in operands:
         t = constant(o, dtype) if _is_python_scalar(o) else (
@@ -226,18 +232,19 @@ def clip(x, a_min=None, a_max=None):
 
 
 # ---------------------------------------------------------------------------- reductions
-def _axes(x: Tensor, axis) -> tuple:
+def _axes(x: Tensor, axis, op: str = "") -> tuple:
     if axis is None:
         return tuple(range(x.ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    prefix = f"{op}: " if op else ""
     out = []
     for a in axes:
         if not -x.ndim <= a < x.ndim:
-            raise ShapeError(f"axis {a} is out of range for a tensor of shape "
+            raise ShapeError(f"{prefix}axis {a} is out of range for a tensor of shape "
                              f"{shape_str(x.shape)}" + user_site())
         out.append(int(a) % x.ndim if x.ndim else 0)
     if len(set(out)) != len(out):
-        raise ShapeError(f"repeated axis in {axis!r}" + user_site())
+        raise ShapeError(f"{prefix}repeated axis in {axis!r}" + user_site())
     return tuple(sorted(out))
 
 
@@ -246,7 +253,7 @@ def _reduction(op_name):
         x = as_tensor(x)
         if op_name in ("mean", "logsumexp"):
             x = _float_operand(x)
-        return apply(op_name, x, axes=_axes(x, axis), keepdims=bool(keepdims))
+        return apply(op_name, x, axes=_axes(x, axis, op_name), keepdims=bool(keepdims))
     fn.__name__ = op_name
     fn.__doc__ = f"{op_name} over `axis` (int, tuple or None for all), numpy semantics."
     return fn
@@ -261,7 +268,7 @@ def argmax(x, axis=None, keepdims=False):
     x = as_tensor(x)
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
-    return apply("argmax", x, axis=_axes(x, axis)[0], keepdims=bool(keepdims))
+    return apply("argmax", x, axis=_axes(x, axis, "argmax")[0], keepdims=bool(keepdims))
 
 
 def size_of(x, axes, dtype="float32") -> Tensor:
@@ -332,7 +339,7 @@ def expand_dims(x, axis: int) -> Tensor:
 
 def squeeze(x, axis=None) -> Tensor:
     x = as_tensor(x)
-    axes = [i for i, d in enumerate(x.shape) if d == 1] if axis is None else _axes(x, axis)
+    axes = [i for i, d in enumerate(x.shape) if d == 1] if axis is None else _axes(x, axis, "squeeze")
     for a in axes:
         if x.shape[a] != 1:
             raise ShapeError(f"squeeze: axis {a} of {shape_str(x.shape)} is not 1" + user_site())
@@ -343,11 +350,16 @@ def concatenate(tensors, axis=0) -> Tensor:
     tensors = promote(*tensors)
     if len(tensors) == 1:
         return tensors[0]
-    return apply("concatenate", *tensors, axis=_axes(tensors[0], axis)[0])
+    return apply("concatenate", *tensors, axis=_axes(tensors[0], axis, "concatenate")[0])
 
 
 def stack(tensors, axis=0) -> Tensor:
     tensors = promote(*tensors)
+    for t in tensors[1:]:
+        if t.ndim != tensors[0].ndim or not all(unify_dims(a, b) is not None
+                                                for a, b in zip(t.shape, tensors[0].shape)):
+            raise ShapeError("stack: operands must have one shape, got "
+                             + ", ".join(shape_str(u.shape) for u in tensors) + user_site())
     axis = axis % (tensors[0].ndim + 1)
     return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
 
@@ -357,7 +369,7 @@ def take(x, indices, axis=None) -> Tensor:
     indices = as_tensor(indices)
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
-    return apply("take", x, indices, axis=_axes(x, axis)[0])
+    return apply("take", x, indices, axis=_axes(x, axis, "take")[0])
 
 
 def one_hot(labels, depth: int, dtype="float32") -> Tensor:
@@ -377,7 +389,8 @@ def getitem(x: Tensor, key) -> Tensor:
     if Ellipsis in key:
         i = key.index(Ellipsis)
         key = key[:i] + (slice(None),) * (x.ndim - used) + key[i + 1:]
-    key = key + (slice(None),) * (x.ndim - used)
+    else:
+        key = key + (slice(None),) * (x.ndim - used)
     index, out_shape, axis = [], [], 0
     for k in key:
         if k is None:
@@ -418,6 +431,12 @@ def matmul(a, b) -> Tensor:
     a, b = _float_operand(a), _float_operand(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError("matmul: operands must not be scalars (use *)" + user_site())
+    inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if not dims_equal(a.shape[-1], inner_b) and isinstance(resolve_dim(a.shape[-1]), int) \
+            and isinstance(resolve_dim(inner_b), int):
+        # report the user's shapes (1-D operands are reshaped to matrices below)
+        raise ShapeError(f"matmul: inner dims differ: {shape_str(a.shape)} @ "
+                         f"{shape_str(b.shape)} ({a.shape[-1]} vs {inner_b})" + user_site())
     squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
     if squeeze_a:
         a = reshape(a, (1,) + a.shape)
@@ -444,12 +463,12 @@ def dot(a, b) -> Tensor:
 # ---------------------------------------------------------------------------- networks
 def softmax(x, axis=-1) -> Tensor:
     x = _float_operand(x)
-    return apply("softmax", x, axis=_axes(x, axis)[0])
+    return apply("softmax", x, axis=_axes(x, axis, "softmax")[0])
 
 
 def log_softmax(x, axis=-1) -> Tensor:
     x = _float_operand(x)
-    return apply("log_softmax", x, axis=_axes(x, axis)[0])
+    return apply("log_softmax", x, axis=_axes(x, axis, "log_softmax")[0])
 
 
 def cross_entropy(logits, labels) -> Tensor:
@@ -457,6 +476,12 @@ def cross_entropy(logits, labels) -> Tensor:
     last axis of `logits`, or (float) class probabilities of the logits' shape."""
     logits, labels = _float_operand(logits), as_tensor(labels)
     if is_float(labels.dtype):
+        if labels.ndim != logits.ndim or not all(unify_dims(a, b) is not None
+                                                 for a, b in zip(labels.shape, logits.shape)):
+            raise ShapeError(f"cross_entropy: float labels are class probabilities and must have "
+                             f"the logits' shape {shape_str(logits.shape)}, got "
+                             f"{shape_str(labels.shape)} (class indices must be int32 or int64)"
+                             + user_site())
         labels = cast(labels, logits.dtype)
         per_row = -sum(labels * log_softmax(logits, -1), axis=-1)
     else:
@@ -474,11 +499,13 @@ def binary_cross_entropy(input=None, target=None, *, logits=None, targets=None, 
         raise TypeError("binary_cross_entropy needs the targets")
     if logits is not None:
         z, t = promote(_float_operand(logits), target)
+        broadcast_shapes("binary_cross_entropy", z.shape, t.shape)  # names the loss on mismatch
         return mean(softplus(z) - z * t)
     p = probs if probs is not None else input
     if p is None:
         raise TypeError("binary_cross_entropy needs logits= or probabilities")
     p, t = promote(_float_operand(p), target)
+    broadcast_shapes("binary_cross_entropy", p.shape, t.shape)
     log_p = maximum(log(p), -100.0)
     log_q = maximum(log(1 - p), -100.0)
     return -mean(t * log_p + (1 - t) * log_q)
@@ -486,6 +513,8 @@ def binary_cross_entropy(input=None, target=None, *, logits=None, targets=None, 
 
 def mse(prediction, target) -> Tensor:
     """Mean squared error over all elements."""
+    prediction, target = as_tensor(prediction), as_tensor(target)
+    broadcast_shapes("mse", prediction.shape, target.shape)  # names the loss on a mismatch
     return mean(square(subtract(prediction, target)))
 
 

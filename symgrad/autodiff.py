@@ -28,7 +28,8 @@ def grad(cost, wrt):
     A list in gives a list out; a single tensor in gives a single tensor out.  Adjoints add up
     where a value fans out; integer and boolean paths carry none; a `wrt` that `cost` does not
     depend on gets zeros."""
-    single = isinstance(wrt, Tensor)
+    # an array or a number is one (wrong) wrt, reported as such, not iterated
+    single = isinstance(wrt, (Tensor, np.ndarray)) or not hasattr(wrt, "__iter__")
     targets = [wrt] if single else list(wrt)
     if not isinstance(cost, Tensor):
         raise TypeError(f"grad: cost must be a symgrad tensor, got {type(cost).__name__}")

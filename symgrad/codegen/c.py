@@ -34,9 +34,20 @@ def resource_dir(name: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
+    # Compiling the templates costs more than a warm start may take: keep their bytecode in the
+    # cache directory (Jinja checks the templates' mtimes, so edits still show).
+    from ..build import cache_dir
+    bytecode = None
+    try:
+        folder = cache_dir() / "jinja"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        bytecode = jinja2.FileSystemBytecodeCache(str(folder))
+    except OSError:
+        pass
     return jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("templates")),
                               undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True)
+                              lstrip_blocks=True, keep_trailing_newline=True,
+                              bytecode_cache=bytecode)
 
 
 # ---------------------------------------------------------------------- loop nests

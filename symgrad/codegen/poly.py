@@ -79,7 +79,8 @@ class Poly:
                 factors.insert(0, str(coef) if coef >= 0 else f"({coef})")
             parts.append("*".join(factors))
         text = " + ".join(parts)
-        return text if len(parts) == 1 else f"({text})"
+        # parenthesized unless atomic, so it can be dropped into any C expression
+        return text if text.isidentifier() or text.lstrip("-").isdigit() else f"({text})"
 
     def evaluate(self, dims) -> int:
         total = 0

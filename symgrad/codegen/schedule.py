@@ -11,6 +11,7 @@ output, else a workspace buffer whose memory is shared with others by liveness (
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,17 @@ from ..ops import OPS
 from .kernels import (Buffer, GemmKernel, Kernel, Literal, Load, LoopKernel, SpecialKernel,
                       View, ctype)
 from .poly import Poly, product, row_major_strides
+
+
+# C keywords, runtime helpers and the local names of the templates: graph names that would
+# collide get a trailing underscore.
+RESERVED_NAMES = set("""
+auto break case char const continue default do double else enum extern float for goto if inline
+int long register restrict return short signed sizeof static struct switch typedef union unsigned
+void volatile while bool true false int32_t int64_t NAN INFINITY exp log sqrt tanh sin cos pow
+inner o j x y m total scale shift label bad mi row g c acc parts threads best best_index pos
+offsets workspace dims args t result main
+""".split())
 
 
 class CodegenError(NotImplementedError):
@@ -103,6 +115,8 @@ class Schedule:
         base = "".join(c if c.isalnum() else "_" for c in base).strip("_") or "t"
         if base[0].isdigit():
             base = "t" + base
+        if base in RESERVED_NAMES or re.fullmatch(r"[a-z]\d+", base):
+            base += "_"  # never shadow a C keyword, a helper or a kernel's local variable
         name, k = base, 1
         while name in self._names:
             k += 1

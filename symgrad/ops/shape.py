@@ -81,6 +81,13 @@ class BroadcastTo(ShapeOp):
         return [g]  # autodiff sums the adjoint back over the broadcast axes
 
 
+def numpy_index(index) -> tuple:
+    """numpy slices for normalized (start, stop, step) triples.  A negative step that runs to the
+    first element has stop -1 (as `slice.indices` gives it), which numpy would read as the last
+    element, so it becomes None."""
+    return tuple(slice(a, None if b is not None and b < 0 else b, c) for a, b, c in index)
+
+
 @register
 class Slice(ShapeOp):
     """Basic slicing: attrs `index` holds (start, stop, step) per axis, already normalized."""
@@ -97,7 +104,7 @@ class Slice(ShapeOp):
         return tuple(shape), x.dtype
 
     def numpy(self, attrs, x):
-        return x[tuple(slice(a, b, c) for a, b, c in attrs["index"])]
+        return x[numpy_index(attrs["index"])]
 
     def grad(self, node, g):
         return [sg.apply("unslice", g, index=node.attr["index"], shape=node.inputs[0].shape)]
@@ -113,7 +120,7 @@ class Unslice(ShapeOp):
 
     def numpy(self, attrs, g):
         out = np.zeros(concrete_shape(attrs["shape"]), g.dtype)
-        out[tuple(slice(a, b, c) for a, b, c in attrs["index"])] = g
+        out[numpy_index(attrs["index"])] = g
         return out
 
     def grad(self, node, g):

@@ -1,0 +1,37 @@
+"""Benchmark helpers: warm up, interleave the systems (A B A B ...), report medians and ratios
+from the same run.  The machine is shared and noisy: only ratios from one run mean much."""
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def interleaved(systems: dict, repeats=15, number=1, warmup=2) -> dict:
+    """systems: name -> zero-argument callable.  Returns name -> median seconds per call."""
+    for fn in systems.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in systems}
+    for _ in range(repeats):
+        for name, fn in systems.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / number)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def report(title, medians: dict, baseline: str, unit="ms", extra=None):
+    scale = {"ms": 1e3, "us": 1e6, "s": 1.0}[unit]
+    print(f"\n== {title}")
+    base = medians[baseline]
+    for name, t in medians.items():
+        note = f"  ({extra[name]})" if extra and name in extra else ""
+        print(f"  {name:28s} {t * scale:10.3f} {unit}   x{base / t:6.2f} vs {baseline}{note}")
+
+
+def optional(module):
+    try:
+        return __import__(module)
+    except Exception:  # noqa: BLE001  (an optional peer that fails to import is just absent)
+        return None

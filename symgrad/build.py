@@ -1,0 +1,341 @@
+"""Compile generated C/CUDA source into a shared library, cache it on disk, load it with cffi.
+
+Cache layout (see `cache_dir`):  <cache>/<key[:2]>/<key>.so   the library
+                                 <key>.c / <key>.cu           the source, for users to read
+                                 <key>.sha256                 sha256 of the .so bytes
+                                 <key>.lock                   per-key flock (no global lock)
+The key hashes everything that changes the machine code, so a hit never needs the compiler.
+"""
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import os
+import pathlib
+import platform
+import secrets
+import shlex
+import shutil
+import subprocess
+
+import cffi
+
+__all__ = ["CompileError", "NoCompilerError", "Library", "load_library", "cache_dir", "blas_info"]
+
+compiler_runs = 0  # compiler invocations in this process; tests assert a cache hit leaves it alone
+
+
+class CompileError(RuntimeError):
+    """The compiler rejected the source; the message holds its stderr and the kept source path."""
+
+
+class NoCompilerError(RuntimeError):
+    """No usable compiler; the numpy backend does not need one."""
+
+
+# Flags for language "c", each with its reason:
+C_FLAGS = [
+    "-O3",                 # vectorize and unroll the generated loops
+    "-march=native",       # this CPU's SIMD; safe to cache because the key records the CPU
+    "-fopenmp",            # the generated kernels parallelize with `#pragma omp`
+    "-fPIC", "-shared",    # we build a shared library to dlopen
+    "-std=c11",            # a fixed dialect, so a compiler default change cannot change behaviour
+    "-fno-math-errno",     # lets sqrt/exp etc. inline to instructions; we never read errno
+    "-fno-trapping-math",  # lets the vectorizer speculate FP ops; no one installs FP trap handlers
+    # Deliberately NOT -ffast-math: it assumes no NaN/Inf, breaking isnan, fmax and inf results.
+]
+C_LIBS = ["-lm"]  # libm for exp/log/...; after the sources, as the linker requires
+
+# Flags for language "cuda": -fPIC/-fopenmp reach the host compiler; explicit gencodes
+# (SASS for Ampere and Hopper, plus PTX for compute_90 so newer GPUs can JIT it) rather than
+# -arch=native, which needs a GPU at build time and ties the cached file to one card.
+CUDA_FLAGS = ["-O3", "-Xcompiler", "-fPIC,-fopenmp", "-shared",
+              "-gencode", "arch=compute_80,code=sm_80",
+              "-gencode", "arch=compute_90,code=sm_90",
+              "-gencode", "arch=compute_90,code=compute_90"]
+CUDA_LIBS = ["-lcudart"]
+
+
+def cache_dir() -> pathlib.Path:
+    """$SYMGRAD_CACHE_DIR, else $XDG_CACHE_HOME/symgrad, else ~/.cache/symgrad (mode 0700:
+    these are libraries we will execute, so other users must not be able to plant them)."""
+    if os.environ.get("SYMGRAD_CACHE_DIR"):
+        d = pathlib.Path(os.environ["SYMGRAD_CACHE_DIR"])
+    elif os.environ.get("XDG_CACHE_HOME"):
+        d = pathlib.Path(os.environ["XDG_CACHE_HOME"]) / "symgrad"
+    else:
+        d = pathlib.Path.home() / ".cache" / "symgrad"
+    d = d.expanduser()
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return d
+
+
+def blas_info() -> dict | None:
+    """Where scipy_openblas32 lives, or None when it is not installed."""
+    try:
+        import scipy_openblas32 as ob
+    except ImportError:
+        return None
+    return {"include": ob.get_include_dir(), "libdir": ob.get_lib_dir(),
+            "lib": ob.get_library(), "prefix": "scipy_"}
+
+
+@functools.lru_cache(maxsize=None)  # the package does not move during a process
+def _csrc_dir() -> pathlib.Path | None:
+    """The runtime headers: package symgrad.csrc when installed, else <repo>/csrc."""
+    try:
+        import importlib.resources
+        p = pathlib.Path(str(importlib.resources.files("symgrad.csrc")))
+        if p.is_dir():
+            return p
+    except (ImportError, TypeError, ValueError):
+        pass
+    p = pathlib.Path(__file__).resolve().parent.parent / "csrc"
+    return p if p.is_dir() else None
+
+
+def _find_c_compiler() -> list[str]:
+    cc = os.environ.get("CC", "").strip()
+    if cc:  # honour CC, which may carry arguments ("ccache gcc"); never silently replace it
+        argv = shlex.split(cc)
+        exe = shutil.which(argv[0])
+        if exe is None:
+            raise NoCompilerError(f"CC={cc!r} names a program that was not found. Fix CC or "
+                                  'unset it. backend="numpy" works without a C compiler.')
+        return [exe] + argv[1:]
+    for name in ("cc", "gcc", "clang"):
+        exe = shutil.which(name)
+        if exe:
+            return [exe]
+    raise NoCompilerError("No C compiler found (CC is unset, and no cc, gcc or clang on PATH). "
+                          "Install one (Debian/Ubuntu: `apt-get install gcc`; macOS: "
+                          "`xcode-select --install`) or set CC to its path. "
+                          'backend="numpy" works without a C compiler.')
+
+
+def _find_nvcc() -> list[str]:
+    exe = shutil.which("nvcc")
+    if exe is None:
+        cand = pathlib.Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "nvcc"
+        exe = str(cand) if os.access(cand, os.X_OK) else None
+    if exe is None:
+        raise NoCompilerError("nvcc (the CUDA compiler) was not found on PATH or in "
+                              "$CUDA_HOME/bin. Install the CUDA toolkit or set CUDA_HOME. "
+                              'backend="numpy" still works.')
+    return [exe]
+
+
+_probe_memo: dict[tuple, str] = {}  # (compiler argv, language) -> identity string; once per process
+
+
+def _compiler_identity(argv: list[str], language: str) -> str:
+    k = (tuple(argv), language)
+    if k not in _probe_memo:
+        _probe_memo[k] = _disk_memo(argv, language)
+    return _probe_memo[k]
+
+
+def _disk_memo(argv: list[str], language: str) -> str:
+    """Probing runs the compiler two or three times (tens of ms, more on a busy machine), which
+    would dominate a warm start in a new process.  Remember the answer on disk, keyed by what
+    would change it: the compiler binary (path, size, mtime), its arguments and this CPU."""
+    exe = os.path.realpath(argv[0])
+    try:
+        st = os.stat(exe)
+        with open("/proc/cpuinfo", "rb") as f:
+            cpu = hashlib.sha256(f.read().split(b"\n\n")[0]).hexdigest()
+    except OSError:
+        return _probe(argv, language)
+    sig = hashlib.sha256(repr((exe, st.st_size, st.st_mtime_ns, argv, language, cpu,
+                               platform.machine())).encode()).hexdigest()
+    path = cache_dir() / "probes" / f"{sig}.txt"
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    identity = _probe(argv, language)
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        _write_atomic(path, identity)
+    except OSError:
+        pass
+    return identity
+
+
+def _probe(argv: list[str], language: str) -> str:
+    """Compiler path + `--version` + the target ISA (-march=native resolves per CPU)."""
+    def run(*args):
+        try:
+            r = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=60)
+            return r.stdout if r.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    isa = platform.machine()
+    if language == "c":
+        # gcc prints what -march=native turns into, including every enabled -m feature;
+        # hash it all. Compilers that cannot say (clang) fall back to the CPU's flags.
+        target = run("-march=native", "-Q", "--help=target")
+        if "-march=" not in target:
+            try:
+                with open("/proc/cpuinfo") as f:
+                    target = "".join(sorted({ln for ln in f
+                                             if ln.startswith(("flags", "model name"))}))
+            except OSError:
+                target = platform.processor()
+        isa += ":" + hashlib.sha256(target.encode()).hexdigest()
+    return "\0".join([os.path.realpath(argv[0]), *argv[1:], run("--version"), isa])
+
+
+_headers_memo: dict[tuple, str] = {}
+
+
+def _headers_digest(csrc: pathlib.Path | None) -> str:
+    """The runtime headers are #included, so editing one must change the key. Re-read only when
+    a header's size or mtime changed (a stat is much cheaper than hashing on every load)."""
+    paths = sorted(csrc.glob("*.h")) if csrc is not None else []
+    sig = tuple((p.name, st.st_size, st.st_mtime_ns) for p in paths for st in [p.stat()])
+    if sig not in _headers_memo:
+        h = hashlib.sha256()
+        for p in paths:
+            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        _headers_memo[sig] = h.hexdigest()
+    return _headers_memo[sig]
+
+
+@functools.lru_cache(maxsize=256)
+def _ffi_for(cdef: str) -> cffi.FFI:
+    """Parsing a cdef (pycparser) is the slowest step of a warm load; one FFI per distinct cdef is
+    safe to share, since every dlopen returns its own `lib`."""
+    ffi = cffi.FFI()
+    ffi.cdef(cdef)
+    return ffi
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_atomic(path: pathlib.Path, data: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(data)
+    os.replace(tmp, path)
+
+
+class Library:
+    """A loaded library: `ffi` (cdef applied), `lib` (dlopen handle), `path`, `key`, `compiled`."""
+
+    def __init__(self, ffi: cffi.FFI, lib, path: str, key: str, compiled: bool):
+        self.ffi, self.lib, self.path, self.key, self.compiled = ffi, lib, path, key, compiled
+
+    def __repr__(self):
+        return f"Library({self.path!r}, compiled={self.compiled})"
+
+
+# glibc's dlopen first matches by *name* against libraries already loaded, so after we rebuild a
+# path this process has already opened, dlopen(path) would hand back the old mapping, even though
+# os.replace gave the new file a new inode (checked: it does). For such paths we open a hard link
+# with a unique name (then unlink it; the mapping survives), which glibc must load afresh.
+_opened: dict[str, tuple[int, int]] = {}  # path -> (st_dev, st_ino) of the file dlopen'd there
+
+
+def _dlopen(ffi: cffi.FFI, so: pathlib.Path):
+    path, st = str(so), os.stat(so)
+    ident = (st.st_dev, st.st_ino)
+    if _opened.get(path, ident) == ident:  # first open, or the very file already mapped
+        lib = ffi.dlopen(path)
+        _opened[path] = ident
+        return lib
+    alias = so.with_name(f"{so.stem}.{os.getpid()}.{secrets.token_hex(4)}.load.so")
+    try:
+        try:
+            os.link(so, alias)
+        except OSError:  # a filesystem without hard links: a copy is as good
+            shutil.copyfile(so, alias)
+        return ffi.dlopen(str(alias))
+    finally:
+        alias.unlink(missing_ok=True)
+
+
+def _try_load(ffi: cffi.FFI, so: pathlib.Path, sidecar: pathlib.Path):
+    """The cached library if it is intact and loads; None means (re)build it. A missing sidecar
+    counts as corrupt: it is written only after a complete library was renamed into place."""
+    try:
+        if sidecar.read_text().strip() != _file_sha256(so):
+            return None
+        return _dlopen(ffi, so)
+    except OSError:  # missing file, or dlopen refused it (cffi raises OSError)
+        return None
+
+
+def load_library(source: str, cdef: str, *, language: str = "c",
+                 link_blas: bool = False) -> Library:
+    """Compile `source` (or find it in the cache) and dlopen it with `cdef` declared."""
+    global compiler_runs
+    if language not in ("c", "cuda"):
+        raise ValueError(f'language must be "c" or "cuda", not {language!r}')
+    csrc = _csrc_dir()
+    includes = [f"-I{csrc}"] if csrc else []
+    if language == "c":
+        argv, flags, libs, ext = _find_c_compiler(), C_FLAGS, C_LIBS, ".c"
+    else:
+        argv, flags, libs, ext = _find_nvcc(), CUDA_FLAGS, CUDA_LIBS, ".cu"
+        # the toolkit's libcudart is often not on the loader path: record where it is
+        cudalib = pathlib.Path(os.path.realpath(argv[0])).parent.parent / "lib64"
+        if cudalib.is_dir():
+            libs = [f"-L{cudalib}", "-Xlinker", f"-rpath,{cudalib}"] + libs
+    blas_lib = ""
+    if link_blas:
+        info = blas_info()
+        if info is None:
+            raise RuntimeError("link_blas=True needs OpenBLAS from scipy-openblas32: "
+                               "`pip install scipy-openblas32`")
+        includes.append(f"-I{info['include']}")
+        rpath = (["-Xlinker", f"-rpath,{info['libdir']}"] if language == "cuda"
+                 else [f"-Wl,-rpath,{info['libdir']}"])
+        libs = [f"-L{info['libdir']}", f"-l{info['lib']}", *rpath] + libs
+        found = sorted(pathlib.Path(info["libdir"]).glob(f"lib{info['lib']}.*"))
+        blas_lib = os.path.realpath(found[0] if found else info["libdir"])  # which OpenBLAS we bind
+
+    import symgrad  # here, not at import time: symgrad/__init__ sets __version__ after its imports
+    h = hashlib.sha256()
+    for part in (source, cdef, language, _compiler_identity(argv, language), *flags, *includes,
+                 *libs, _headers_digest(csrc), symgrad.__version__, blas_lib):
+        h.update(part.encode() + b"\0")  # separator: ("ab","c") and ("a","bc") hash differently
+    key = h.hexdigest()
+
+    d = cache_dir() / key[:2]
+    d.mkdir(mode=0o700, exist_ok=True)
+    so, sidecar, src = d / f"{key}.so", d / f"{key}.sha256", d / f"{key}{ext}"
+    ffi = _ffi_for(cdef)
+
+    lib = _try_load(ffi, so, sidecar)  # fast path, no lock: files only appear by atomic rename
+    if lib is not None:
+        return Library(ffi, lib, str(so), key, False)
+
+    fd = os.open(d / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        lib = _try_load(ffi, so, sidecar)  # another process may have built it while we waited
+        if lib is not None:
+            return Library(ffi, lib, str(so), key, False)
+        _write_atomic(src, source)
+        tmp = d / f"{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp.so"
+        cmd = [*argv, *flags, *includes, "-o", str(tmp), str(src), *libs]
+        try:
+            compiler_runs += 1
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0 or not tmp.exists():
+                lines = (r.stderr or r.stdout).splitlines()
+                more = f"\n... ({len(lines) - 40} more lines)" if len(lines) > 40 else ""
+                msg = "\n".join(lines[:40]) + more
+                raise CompileError(f"{language} compilation failed (exit {r.returncode}).\n"
+                                   f"command: {shlex.join(cmd)}\nsource kept at: {src}\n{msg}")
+            digest = _file_sha256(tmp)
+            os.replace(tmp, so)  # atomic: readers see the old file or the whole new one
+        finally:
+            tmp.unlink(missing_ok=True)  # never leave a partial library behind
+        _write_atomic(sidecar, digest + "\n")
+        return Library(ffi, _dlopen(ffi, so), str(so), key, True)
+    finally:
+        os.close(fd)  # closing releases the flock

@@ -1,0 +1,306 @@
+"""The C backend beyond the op registry: one build for every batch size, the disk cache across
+processes, call-time validation, run-time errors, fused vs unfused, random graphs vs numpy."""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import symgrad as sg
+from symgrad import build
+
+pytest.importorskip("symgrad.backends.c_backend")
+from symgrad.backends.c_backend import KernelError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def mlp(backend, hidden=16, classes=5, features=12, opt_level=2, seed=0):
+    x = sg.placeholder("x", ("batch", features))
+    t = sg.placeholder("t", ("batch",), dtype="int64")
+    W1 = sg.shared(sg.init.glorot_uniform((features, hidden), seed=seed), name="W1")
+    b1 = sg.shared(np.full(hidden, 0.1, np.float32), name="b1")
+    W2 = sg.shared(sg.init.glorot_uniform((hidden, classes), seed=seed + 1), name="W2")
+    params = [W1, b1, W2]
+    logits = sg.relu(x @ W1 + b1) @ W2
+    loss = sg.cross_entropy(logits, t)
+    grads = sg.grad(loss, params)
+    updates = sg.optim.sgd(params, grads, lr=0.1, momentum=0.9)
+    step = sg.function([x, t], [loss, sg.argmax(logits, axis=1)], updates=updates,
+                       backend=backend, opt_level=opt_level)
+    return step, params
+
+
+def batch(rng, n, features=12, classes=5):
+    return (rng.standard_normal((n, features)).astype(np.float32),
+            rng.integers(0, classes, n).astype(np.int64))
+
+
+# ---------------------------------------------------------------------------- training step
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_training_step_matches_numpy(opt_level):
+    ref, ref_params = mlp("numpy")
+    fast, fast_params = mlp("c", opt_level=opt_level)
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 32, 7):
+        xb, tb = batch(rng, n)
+        (l_ref, p_ref), (l_c, p_c) = ref(xb, tb), fast(xb, tb)
+        np.testing.assert_allclose(l_c, l_ref, rtol=1e-5)
+        np.testing.assert_array_equal(p_c, p_ref)
+    for a, b in zip(ref_params, fast_params):
+        np.testing.assert_allclose(b.get_value(), a.get_value(), rtol=1e-5, atol=1e-6)
+
+
+def test_one_build_serves_every_batch_size():
+    runs = build.compiler_runs
+    step, _ = mlp("c")
+    assert build.compiler_runs == runs + 1
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 256):
+        loss, pred = step(*batch(rng, n))
+        assert pred.shape == (n,) and np.isfinite(loss)
+    assert build.compiler_runs == runs + 1
+
+
+def test_fused_kernels_fewer_than_unfused_and_equal():
+    x = sg.placeholder("x", (None, 33))
+    y = sg.tanh(0.5 * x + 0.1) * sg.exp(-x * x) + sg.maximum(x, 0) * 2
+    fused = sg.function([x], y, opt_level=2)
+    plain = sg.function([x], y, opt_level=0)
+    assert len(fused.kernels) == 1
+    assert len(plain.kernels) > 5
+    a = np.random.default_rng(0).standard_normal((9, 33)).astype(np.float32)
+    np.testing.assert_allclose(fused(a), plain(a), rtol=1e-6)
+    np.testing.assert_allclose(fused(a), sg.function([x], y, backend="numpy")(a), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_source_is_readable():
+    step, _ = mlp("c")
+    src = step.source
+    assert "#pragma omp parallel for" in src
+    for k in step.kernels:
+        assert f"/* {k.name}: " in src
+        assert k.nodes
+    assert "sg_gemm_f32" in src and "int64_t d0" in src
+
+
+# ---------------------------------------------------------------------------- the disk cache
+CHILD = textwrap.dedent("""
+    import numpy as np, symgrad as sg
+    from symgrad import build
+    x = sg.placeholder("x", (None, 4))
+    f = sg.function([x], sg.sum(sg.exp(x) * 3, axis=1))
+    out = f(np.ones((2, 4), np.float32))
+    print(build.compiler_runs, float(out[0]))
+""")
+
+
+def run_child(code=CHILD):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=120)
+
+
+def test_second_process_loads_without_compiling():
+    first = run_child()
+    assert first.returncode == 0, first.stderr
+    second = run_child()
+    assert second.returncode == 0, second.stderr
+    assert first.stdout.split()[0] == "1"
+    assert second.stdout.split()[0] == "0"
+    assert float(second.stdout.split()[1]) == pytest.approx(3 * 4 * np.e, rel=1e-6)
+
+
+def test_concurrent_processes_compile_one_library():
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+             for _ in range(4)]
+    results = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [r[1] for r in results]
+    libs = [f for _, _, files in os.walk(os.environ["SYMGRAD_CACHE_DIR"]) for f in files
+            if f.endswith(".so")]
+    assert len(libs) == 1
+    assert sum(int(out.split()[0]) for out, _ in results) == 1
+
+
+def test_corrupt_cached_library_is_rebuilt():
+    assert run_child().returncode == 0
+    libs = [os.path.join(d, f) for d, _, files in os.walk(os.environ["SYMGRAD_CACHE_DIR"])
+            for f in files if f.endswith(".so")]
+    with open(libs[0], "r+b") as f:
+        f.truncate(100)
+    again = run_child()
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split()[0] == "1"
+
+
+# ---------------------------------------------------------------------------- call-time input
+@pytest.fixture
+def two_inputs():
+    x = sg.placeholder("x", ("batch", 3))
+    y = sg.placeholder("y", ("batch",))
+    return sg.function([x, y], sg.sum(x, axis=1) * y)
+
+
+def test_bad_inputs_raise_and_leave_arrays_alone(two_inputs):
+    f = two_inputs
+    x = np.ones((4, 3), np.float32)
+    y = np.ones(4, np.float32)
+    snapshot = x.copy(), y.copy()
+    with pytest.raises(sg.InputError, match=r"input 'x': expected dtype float32, got float64"):
+        f(x.astype(np.float64), y)
+    with pytest.raises(sg.ShapeError, match=r"input 'x': expected rank 2"):
+        f(x[0], y)
+    with pytest.raises(sg.ShapeError, match=r"axis 1: 4 != 3"):
+        f(np.ones((4, 4), np.float32), y)
+    with pytest.raises(sg.ShapeError, match=r"symbolic dim batch is 4"):
+        f(x, np.ones(5, np.float32))
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        f(x)
+    np.testing.assert_array_equal(x, snapshot[0])
+    np.testing.assert_array_equal(y, snapshot[1])
+    np.testing.assert_allclose(f(x, y), np.full(4, 3.0))
+
+
+def test_non_contiguous_input_is_copied_not_modified(two_inputs):
+    base = np.arange(24, dtype=np.float32).reshape(8, 3)
+    view = base[::2]
+    before = base.copy()
+    np.testing.assert_allclose(two_inputs(view, np.ones(4, np.float32)), view.sum(axis=1))
+    np.testing.assert_array_equal(base, before)
+
+
+def test_out_arrays_are_filled_in_place():
+    x = sg.placeholder("x", (None, 5))
+    f = sg.function([x], [x * 2, sg.sum(x)])
+    a = np.arange(10, dtype=np.float32).reshape(2, 5)
+    outs = [np.empty((2, 5), np.float32), np.empty((), np.float32)]
+    res = f(a, out=outs)
+    assert res[0] is outs[0] and res[1] is outs[1]
+    np.testing.assert_allclose(outs[0], a * 2)
+    assert float(outs[1]) == 45.0
+    with pytest.raises(sg.InputError, match="out\\[0\\]"):
+        f(a, out=[np.empty((3, 5), np.float32), outs[1]])
+
+
+def test_label_out_of_range_raises_instead_of_reading_out_of_bounds():
+    logits = sg.placeholder("logits", (None, 4))
+    labels = sg.placeholder("labels", (None,), dtype="int64")
+    f = sg.function([logits, labels], sg.cross_entropy(logits, labels))
+    z = np.zeros((3, 4), np.float32)
+    assert f(z, np.array([0, 1, 3])) == pytest.approx(np.log(4), rel=1e-6)
+    with pytest.raises(KernelError, match="label is outside"):
+        f(z, np.array([0, 4, 1]))
+    with pytest.raises(KernelError, match="label is outside"):
+        f(z, np.array([0, -1, 1]))
+
+
+def test_take_index_out_of_range():
+    table = sg.placeholder("table", (5, 3))
+    idx = sg.placeholder("idx", (None,), dtype="int64")
+    f = sg.function([table, idx], sg.take(table, idx, axis=0))
+    t = np.arange(15, dtype=np.float32).reshape(5, 3)
+    np.testing.assert_array_equal(f(t, np.array([4, 0, -1])), t[[4, 0, -1]])
+    with pytest.raises(KernelError, match="out of range"):
+        f(t, np.array([5]))
+
+
+def test_check_finite_names_the_kernel():
+    x = sg.placeholder("x", (None,))
+    y = sg.log(x) * 2
+    f = sg.function([x], y, check_finite=True)
+    np.testing.assert_allclose(f(np.ones(3, np.float32)), 0)
+    with pytest.raises(FloatingPointError, match="log"):
+        f(np.array([1.0, -1.0], np.float32))
+    assert np.isnan(sg.function([x], y)(np.array([-1.0], np.float32))[0])
+
+
+def test_updates_are_simultaneous_and_in_place():
+    a = sg.shared(np.array([1.0, 2.0], np.float32), name="a")
+    b = sg.shared(np.array([10.0, 20.0], np.float32), name="b")
+    f = sg.function([], a + b, updates=[(a, b), (b, a + b)])
+    storage = a.attr["storage"].array
+    np.testing.assert_allclose(f(), [11, 22])
+    np.testing.assert_allclose(a.get_value(), [10, 20])
+    np.testing.assert_allclose(b.get_value(), [11, 22])
+    assert a.attr["storage"].array is storage
+
+
+@pytest.mark.slow
+def test_many_calls_keep_memory_flat():
+    x = sg.placeholder("x", (None, 8))
+    f = sg.function([x], sg.relu(x) * 2)
+    a = np.ones((4, 8), np.float32)
+    for _ in range(2000):
+        f(a)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(100_000):
+        f(a)
+    growth_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert growth_kb < 2048, growth_kb
+
+
+# ---------------------------------------------------------------------------- random graphs
+UNARY = [sg.tanh, sg.sigmoid, sg.relu, sg.softplus, lambda v: v * v, sg.abs,
+         lambda v: sg.exp(-v * v), lambda v: -v]
+BINARY = [sg.add, sg.subtract, sg.multiply, sg.maximum, sg.minimum,
+          lambda a, b: a / (1 + b * b)]
+
+
+@st.composite
+def random_graph(draw):
+    rows = draw(st.integers(1, 5))
+    cols = draw(st.integers(1, 6))
+    program = draw(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 7), st.integers(0, 5),
+                                       st.integers(0, 20), st.integers(0, 20)),
+                            min_size=1, max_size=8))
+    final = draw(st.integers(0, 3))
+    return rows, cols, program, final
+
+
+def build_random(rows, cols, program, final):
+    x = sg.placeholder("x", (None, cols))
+    bias = sg.placeholder("bias", (cols,))
+    col = sg.placeholder("col", (None, 1))
+    W = sg.placeholder("W", (cols, cols))
+    pool = [x, bias, col]
+    for kind, u, b, i, j in program:
+        a, c = pool[i % len(pool)], pool[j % len(pool)]
+        if kind == 0:
+            pool.append(UNARY[u](a))
+        elif kind == 1:
+            pool.append(BINARY[b](a, c))
+        elif kind == 2:
+            axis = -1 if a.ndim and u % 2 else 0
+            pool.append(sg.sum(a, axis=axis, keepdims=True) if a.ndim else a * 2)
+        else:
+            pool.append(sg.tanh(x @ W) + a)
+    out = pool[-1]
+    cost = [sg.sum, sg.mean, sg.max, lambda v: sg.sum(v * v)][final](out)
+    grads = sg.grad(cost, [x, bias, col, W])
+    return [x, bias, col, W], [cost, *grads]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_graph(), st.integers(0, 2 ** 31 - 1))
+def test_random_graphs_and_gradients_match_numpy(spec, seed):
+    rows, cols, program, final = spec
+    inputs, outputs = build_random(rows, cols, program, final)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.uniform(-1.5, 1.5, (rows, cols)), rng.uniform(-1.5, 1.5, cols),
+              rng.uniform(-1.5, 1.5, (rows, 1)), rng.uniform(-0.5, 0.5, (cols, cols))]
+    arrays = [a.astype(np.float32) for a in arrays]
+    ref = sg.function(inputs, outputs, backend="numpy")(*arrays)
+    got = sg.function(inputs, outputs, backend="c")(*arrays)
+    for r, g in zip(ref, got):
+        scale = max(1.0, float(np.max(np.abs(r))))
+        np.testing.assert_allclose(g, r, rtol=2e-5, atol=2e-5 * scale)

@@ -1,0 +1,310 @@
+"""Bad input raises the documented exception with a message that says what is wrong and where:
+at build time (sg.ShapeError naming the op, both shapes and the user's source line), at call time
+(rank, dtype, static dims, symbolic dims that disagree), and in sg.grad."""
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+
+THIS_FILE = __file__
+
+
+def next_line() -> int:
+    """The line number of the caller's next line."""
+    return sys._getframe(1).f_lineno + 1
+
+
+def assert_built_here(exc: BaseException, line: int, code: str):
+    """The message points at this test file, at `line`, and quotes the code written there."""
+    message = str(exc)
+    assert f"built at {THIS_FILE}:{line}: {code}" in message, message
+
+
+# ------------------------------------------------------------------------------ build time
+def test_broadcast_mismatch_names_op_shapes_and_source_line():
+    a = sg.placeholder("a", (2, 3), "float64")
+    b = sg.placeholder("b", (4, 5), "float64")
+    with pytest.raises(sg.ShapeError) as info:
+        line = next_line()
+        a + b  # noqa: B018  (the offending line)
+    message = str(info.value)
+    assert message.startswith("add: ")
+    assert "(2, 3)" in message and "(4, 5)" in message
+    assert_built_here(info.value, line, "a + b  # noqa: B018  (the offending line)")
+
+
+@pytest.mark.parametrize("build,op,shapes", [
+    (lambda a, b: a * b, "mul", ["(2, 3)", "(3, 2)"]),
+    (lambda a, b: sg.maximum(a, b), "maximum", ["(2, 3)", "(3, 2)"]),
+    (lambda a, b: sg.where(a > 0, a, b), "where", ["(2, 3)", "(3, 2)"]),
+    (lambda a, b: sg.mse(a, b), "mse", ["(2, 3)", "(3, 2)"]),
+    (lambda a, b: sg.binary_cross_entropy(logits=a, targets=b), "binary_cross_entropy",
+     ["(2, 3)", "(3, 2)"]),
+    (lambda a, b: a @ b.T, "matmul", ["(2, 3)", "(2, 3)"]),
+    (lambda a, b: sg.concatenate([a, b], axis=1), "concatenate", ["(2, 3)", "(3, 2)"]),
+    (lambda a, b: sg.stack([a, b]), "stack", ["(2, 3)", "(3, 2)"]),
+])
+def test_build_time_mismatches(build, op, shapes):
+    a = sg.placeholder("a", (2, 3), "float64")
+    b = sg.placeholder("b", (3, 2), "float64")
+    with pytest.raises(sg.ShapeError) as info:
+        build(a, b)
+    message = str(info.value)
+    assert message.startswith(f"{op}: "), message
+    for s in shapes:
+        assert s in message, message
+    # the site is the user's line (here: the lambda in the parametrize list of this file)
+    assert f"built at {THIS_FILE}:" in message, message
+
+
+def test_matmul_reports_the_users_shapes_for_vectors():
+    m = sg.placeholder("m", (2, 3), "float64")
+    v = sg.placeholder("v", (4,), "float64")
+    with pytest.raises(sg.ShapeError) as info:
+        line = next_line()
+        v @ m
+    assert str(info.value).startswith("matmul: inner dims differ: (4,) @ (2, 3) (4 vs 2)")
+    assert_built_here(info.value, line, "v @ m")
+    with pytest.raises(sg.ShapeError, match=re.escape("matmul: inner dims differ: (2, 3) @ (4,)")):
+        m @ v
+    with pytest.raises(sg.ShapeError, match="matmul: operands must not be scalars"):
+        sg.matmul(m, sg.placeholder("s", (), "float64"))
+
+
+def test_matmul_batch_dims_must_broadcast():
+    a = sg.placeholder("a", (2, 3, 4), "float64")
+    b = sg.placeholder("b", (5, 4, 2), "float64")
+    with pytest.raises(sg.ShapeError, match=r"matmul: shapes \(2,\) and \(5,\) do not broadcast"):
+        a @ b
+
+
+def test_cross_entropy_label_shape_mismatch():
+    logits = sg.placeholder("logits", (4, 3), "float64")
+    with pytest.raises(sg.ShapeError) as info:
+        line = next_line()
+        sg.cross_entropy(logits, sg.placeholder("labels", (5,), "int64"))
+    message = str(info.value)
+    assert "cross_entropy" in message
+    assert "labels of shape (5,)" in message and "logits of shape (4, 3)" in message
+    assert "expected (4,)" in message
+    assert_built_here(info.value, line,
+                      'sg.cross_entropy(logits, sg.placeholder("labels", (5,), "int64"))')
+    # float labels are probabilities and must match the logits' shape
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            "cross_entropy: float labels are class probabilities and must have the logits' "
+            "shape (4, 3), got (4,)")):
+        sg.cross_entropy(logits, sg.placeholder("p", (4,), "float64"))
+
+
+def test_static_dims_unified_with_symbolic_dims_at_build_time(dim_name):
+    """Two different static sizes met through one named dim is a build-time error."""
+    batch = dim_name()
+    x = sg.placeholder("x", (batch, 3), "float64")
+    y = sg.placeholder("y", (batch, 3), "float64")
+    x + sg.constant(np.zeros((4, 3)))  # binds the dim to 4
+    with pytest.raises(sg.ShapeError, match=r"add: shapes \(4, 3\) and \(5, 3\) do not broadcast"):
+        y + sg.constant(np.zeros((5, 3)))
+
+
+@pytest.mark.parametrize("build,pattern", [
+    (lambda x: sg.reshape(x, (4, 2)), r"^reshape: cannot reshape \(2, 3\) to \(4, 2\)"),
+    (lambda x: sg.reshape(x, (-1, -1)), r"^reshape: only one dim may be -1"),
+    (lambda x: sg.reshape(x, (4, -1)), r"^reshape: cannot infer -1 when reshaping \(2, 3\)"),
+    (lambda x: sg.sum(x, axis=2), r"^sum: axis 2 is out of range for a tensor of shape \(2, 3\)"),
+    (lambda x: sg.mean(x, axis=(0, -2)), r"^mean: repeated axis in \(0, -2\)"),
+    (lambda x: sg.max(x, axis=-3), r"^max: axis -3 is out of range"),
+    (lambda x: sg.argmax(x, axis=5), r"^argmax: axis 5 is out of range"),
+    (lambda x: sg.softmax(x, axis=2), r"^softmax: axis 2 is out of range"),
+    (lambda x: sg.log_softmax(x, axis=-3), r"^log_softmax: axis -3 is out of range"),
+    (lambda x: sg.logsumexp(x, axis=7), r"^logsumexp: axis 7 is out of range"),
+    (lambda x: sg.broadcast_to(x, (3, 3)), r"^broadcast_to: shapes \(2, 3\) and \(3, 3\)"),
+    (lambda x: sg.broadcast_to(x, (3,)), r"^broadcast_to: cannot broadcast \(2, 3\) to \(3,\)"),
+    (lambda x: sg.transpose(x, (0, 0)), r"^transpose: axes \(0, 0\) are not a permutation"),
+    (lambda x: sg.concatenate([x, sg.placeholder("y", (2, 4, 1), "float64")]),
+     r"^concatenate: operands must have the same rank, got \(2, 3\), \(2, 4, 1\)"),
+    (lambda x: sg.take(x, sg.placeholder("f", (2,), "float64")),
+     r"^take: indices must be int32 or int64, got float64"),
+    (lambda x: sg.one_hot(x, 3), r"^one_hot: labels must be int32 or int64, got float64"),
+    (lambda x: sg.dot(sg.placeholder("a3", (2, 2, 2), "float64"), x),
+     r"^dot: use matmul for operands of rank above 2"),
+    (lambda x: sg.placeholder("bad", (2, -1)),
+     r"^placeholder 'bad': dim -1 must be a non-negative int, None or a name"),
+])
+def test_build_time_shape_errors(build, pattern):
+    x = sg.placeholder("x", (2, 3), "float64")
+    with pytest.raises(sg.ShapeError, match=pattern) as info:
+        build(x)
+    assert f"built at {THIS_FILE}:" in str(info.value)
+
+
+def test_indexing_errors():
+    x = sg.placeholder("x", (2, 3), "float64")
+    with pytest.raises(IndexError, match="index 5 is out of bounds for axis 0 with size 2"):
+        x[5]
+    with pytest.raises(IndexError, match=r"too many indices for a tensor of shape \(2, 3\)"):
+        x[1, 2, 0]
+    with pytest.raises(IndexError, match="a single ellipsis"):
+        x[..., ...]
+    b = sg.placeholder("b", (None, 3), "float64")
+    with pytest.raises(IndexError, match="cannot index symbolic dim"):
+        b[0]
+
+
+def test_dtype_errors_at_build_time():
+    with pytest.raises(TypeError, match="dtype float16 is not supported; symgrad supports "
+                                        "float32, float64, int32, int64, bool"):
+        sg.placeholder("h", (2,), "float16")
+    with pytest.raises(TypeError, match="unknown dtype"):
+        sg.placeholder("h", (2,), "not-a-dtype")
+    x = sg.placeholder("x", (2,), "float64")
+    with pytest.raises(TypeError, match="truth value of a symbolic tensor is unknown"):
+        bool(x > 0)
+    with pytest.raises(TypeError, match="dtype str32 is not supported"):
+        x + "a"
+
+
+# ------------------------------------------------------------------------------ call time
+@pytest.fixture
+def fn():
+    x = sg.placeholder("x", (None, 3), "float64")
+    t = sg.placeholder("t", (None,), "int64")
+    return sg.function([x, t], sg.cross_entropy(x, t), backend="numpy")
+
+
+def test_wrong_dtype(fn):
+    x32 = np.zeros((2, 3), np.float32)
+    with pytest.raises(sg.InputError, match=re.escape(
+            "input 'x': expected dtype float64, got float32 (convert with .astype(np.float64))")):
+        fn(x32, np.zeros(2, np.int64))
+    with pytest.raises(TypeError):  # InputError is a TypeError ...
+        fn(x32, np.zeros(2, np.int64))
+    with pytest.raises(ValueError):  # ... and a ValueError
+        fn(x32, np.zeros(2, np.int64))
+    with pytest.raises(sg.InputError, match="input 't': expected dtype int64, got int32"):
+        fn(np.zeros((2, 3)), np.zeros(2, np.int32))
+    with pytest.raises(sg.InputError, match="input 't': expected dtype int64, got float64"):
+        fn(np.zeros((2, 3)), np.zeros(2))
+
+
+def test_wrong_rank(fn):
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            "input 'x': expected rank 2 (x.shape[0], 3), got shape (2, 3, 1)")):
+        fn(np.zeros((2, 3, 1)), np.zeros(2, np.int64))
+    with pytest.raises(sg.ShapeError, match=re.escape("input 't': expected rank 1")):
+        fn(np.zeros((2, 3)), np.zeros((2, 1), np.int64))
+
+
+def test_wrong_static_dim(fn):
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            "input 'x': expected shape (x.shape[0], 3), got (2, 4) (axis 1: 4 != 3)")):
+        fn(np.zeros((2, 4)), np.zeros(2, np.int64))
+
+
+def test_inconsistent_symbolic_dim_from_an_op(fn):
+    """The labels' batch was unified with the logits' batch by cross_entropy."""
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            "input 't': axis 0 has size 3, but symbolic dim x.shape[0] is 2 in an earlier input")):
+        fn(np.zeros((2, 3)), np.zeros(3, np.int64))
+
+
+def test_inconsistent_named_dim(dim_name):
+    batch = dim_name()
+    a = sg.placeholder("a", (batch, 2), "float32")
+    b = sg.placeholder("b", (3, batch), "float32")
+    f = sg.function([a, b], [sg.sum(a), sg.sum(b)], backend="numpy")
+    f(np.zeros((4, 2), np.float32), np.zeros((3, 4), np.float32))  # consistent: fine
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            f"input 'b': axis 1 has size 5, but symbolic dim {batch} is 4 in an earlier input")):
+        f(np.zeros((4, 2), np.float32), np.zeros((3, 5), np.float32))
+
+
+def test_wrong_argument_count_and_kind(fn):
+    with pytest.raises(TypeError, match=re.escape("function takes 2 arguments (x, t), got 1")):
+        fn(np.zeros((2, 3)))
+    with pytest.raises(sg.InputError, match="input 'x': cannot convert str to a float64 array"):
+        fn("abc", np.zeros(2, np.int64))
+    with pytest.raises(sg.InputError, match="pass numpy arrays to a compiled function, not "
+                                            "symbolic tensors"):
+        fn(sg.placeholder("p", (2, 3), "float64"), np.zeros(2, np.int64))
+
+
+def test_label_out_of_range_is_an_error(fn):
+    with pytest.raises(IndexError, match=re.escape("label out of range [0, 3)")):
+        fn(np.zeros((2, 3)), np.array([0, 3]))
+
+
+def test_failed_calls_leave_arrays_and_state_untouched():
+    x = sg.placeholder("x", (None, 2), "float64")
+    t = sg.placeholder("t", (None,), "int64")
+    w = sg.shared(np.array([[1.0, 2.0], [3.0, 4.0]]), name="w")
+    loss = sg.cross_entropy(x @ w, t)
+    step = sg.function([x, t], loss, updates=[(w, w - 0.1 * sg.grad(loss, w))],
+                       backend="numpy")
+    xa, ta = np.ones((3, 2)), np.array([0, 1, 5])  # label 5 is out of range
+    with pytest.raises(IndexError):
+        step(xa, ta)
+    np.testing.assert_array_equal(w.get_value(), [[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(xa, np.ones((3, 2)))
+    np.testing.assert_array_equal(ta, [0, 1, 5])
+
+
+def test_function_construction_errors():
+    x = sg.placeholder("x", (2,), "float64")
+    other = sg.placeholder("other", (2,), "float64")
+    with pytest.raises(ValueError, match="the outputs depend on placeholder 'other', which is not "
+                                         "among the inputs"):
+        sg.function([x], x + other, backend="numpy")
+    with pytest.raises(TypeError, match=r"inputs\[0\] must be a placeholder, got shared"):
+        sg.function([sg.shared(np.zeros(2))], x, backend="numpy")
+    with pytest.raises(ValueError, match="a placeholder appears twice"):
+        sg.function([x, x], x, backend="numpy")
+    with pytest.raises(TypeError, match=r"outputs\[1\] must be a symgrad tensor, got ndarray"):
+        sg.function([x], [x, np.zeros(2)], backend="numpy")
+    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+        sg.function([x], x, backend="nope")
+
+
+# ------------------------------------------------------------------------------ sg.grad
+def test_grad_of_a_non_scalar():
+    x = sg.placeholder("x", (2, 3), "float64")
+    with pytest.raises(sg.ShapeError) as info:
+        line = next_line()
+        sg.grad(x * 2, x)
+    message = str(info.value)
+    assert message.startswith("grad: cost must be a scalar, got shape (2, 3); reduce it first")
+    assert_built_here(info.value, line, "sg.grad(x * 2, x)")
+
+
+def test_grad_wrt_a_non_tensor():
+    x = sg.placeholder("x", (2,), "float64")
+    cost = sg.sum(x)
+    with pytest.raises(TypeError, match=r"grad: wrt\[0\] must be a symgrad tensor of the graph, "
+                                        r"got ndarray"):
+        sg.grad(cost, np.zeros(2))
+    with pytest.raises(TypeError, match=r"grad: wrt\[1\] must be a symgrad tensor of the graph, "
+                                        r"got float"):
+        sg.grad(cost, [x, 3.0])
+    with pytest.raises(TypeError, match=r"grad: wrt\[0\] must be a symgrad tensor of the graph, "
+                                        r"got float"):
+        sg.grad(cost, 3.0)
+
+
+def test_grad_wrt_an_integer_tensor():
+    x = sg.placeholder("x", (2,), "float64")
+    i = sg.placeholder("i", (2,), "int64")
+    with pytest.raises(TypeError, match=r"cannot differentiate with respect to wrt\[1\] \(i\), "
+                                        r"a int64 tensor"):
+        sg.grad(sg.sum(x * i), [x, i])
+
+
+def test_grad_of_a_non_tensor_or_integer_cost():
+    x = sg.placeholder("x", (2,), "float64")
+    with pytest.raises(TypeError, match="grad: cost must be a symgrad tensor, got float"):
+        sg.grad(1.0, x)
+    with pytest.raises(TypeError, match="grad: cost must be float32 or float64, got int64"):
+        sg.grad(sg.sum(x > 0), x)

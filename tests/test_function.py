@@ -1,0 +1,439 @@
+"""`sg.function` semantics (output structure, updates, out=, shared state, symbolic dims) and
+`sg.grad` semantics (fan-out, unrelated wrt, integer paths, gradients of gradients)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+
+
+# ------------------------------------------------------------------------------ output structure
+def test_single_tensor_gives_an_array(backend):
+    x = sg.placeholder("x", (3,), "float64")
+    out = sg.function([x], x * 2, backend=backend)(np.array([1.0, 2.0, 3.0]))
+    assert type(out) is np.ndarray
+    np.testing.assert_array_equal(out, [2.0, 4.0, 6.0])
+
+
+def test_list_gives_a_list_and_tuple_a_tuple(backend):
+    x = sg.placeholder("x", (3,), "float64")
+    a = np.array([1.0, -2.0, 3.0])
+    as_list = sg.function([x], [x + 1, sg.sum(x)], backend=backend)(a)
+    as_tuple = sg.function([x], (x + 1, sg.sum(x)), backend=backend)(a)
+    one = sg.function([x], [sg.abs(x)], backend=backend)(a)
+    assert type(as_list) is list and len(as_list) == 2
+    assert type(as_tuple) is tuple and len(as_tuple) == 2
+    assert type(one) is list and len(one) == 1
+    for out in (as_list, as_tuple):
+        np.testing.assert_array_equal(out[0], a + 1)
+        assert out[1].shape == () and out[1] == 2.0
+    np.testing.assert_array_equal(one[0], np.abs(a))
+
+
+def test_scalar_output_is_a_0d_array(backend):
+    x = sg.placeholder("x", (4,), "float32")
+    out = sg.function([x], sg.mean(x), backend=backend)(np.arange(4, dtype=np.float32))
+    assert isinstance(out, np.ndarray) and out.shape == () and out.dtype == np.float32
+    assert out == 1.5
+
+
+def test_outputs_are_fresh_arrays_the_caller_owns(backend):
+    """An output that is an input (or a shared value) is a copy: writing into it changes
+    neither the caller's array nor the shared state."""
+    x = sg.placeholder("x", (3,), "float64")
+    s = sg.shared(np.array([1.0, 2.0]), name="s")
+    fn = sg.function([x], [x, s], backend=backend)
+    a = np.array([1.0, 2.0, 3.0])
+    out_x, out_s = fn(a)
+    out_x[:] = -1
+    out_s[:] = -1
+    np.testing.assert_array_equal(a, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(s.get_value(), [1.0, 2.0])
+    np.testing.assert_array_equal(fn(a)[0], [1.0, 2.0, 3.0])
+
+
+def test_inputs_are_never_modified(backend):
+    """Not even when non-contiguous or when an update reads them."""
+    x = sg.placeholder("x", (None, 3), "float64")
+    w = sg.shared(np.ones(3), name="w")
+    fn = sg.function([x], sg.sum(x * w), updates=[(w, w + sg.sum(x, axis=0))],
+                     backend=backend)
+    base = np.arange(12.0).reshape(3, 4)
+    view = base[:, 1:]           # (3, 3), not C-contiguous
+    before = base.copy()
+    out = fn(view)
+    np.testing.assert_array_equal(base, before)
+    np.testing.assert_allclose(out, np.sum(view))
+    np.testing.assert_allclose(w.get_value(), 1 + view.sum(axis=0))
+    frozen = np.ones((2, 3))
+    frozen.setflags(write=False)
+    fn(frozen)  # would raise if the call tried to write into it
+    np.testing.assert_array_equal(frozen, np.ones((2, 3)))
+
+
+def test_python_lists_and_scalars_are_converted(backend):
+    x = sg.placeholder("x", (2,), "float64")
+    y = sg.placeholder("y", (), "float64")
+    fn = sg.function([x, y], x * y, backend=backend)
+    np.testing.assert_array_equal(fn([1.0, 2.0], 3.0), [3.0, 6.0])
+    np.testing.assert_array_equal(fn(np.array([1.0, 2.0]), np.float64(0.5)), [0.5, 1.0])
+
+
+# ------------------------------------------------------------------------------ updates
+def test_updates_apply_after_outputs_from_old_values(backend):
+    a = sg.shared(np.array([1.0, 2.0]), name="a")
+    fn = sg.function([], [a, a * 10], updates=[(a, a + 1)], backend=backend)
+    out, out10 = fn()
+    np.testing.assert_array_equal(out, [1.0, 2.0])
+    np.testing.assert_array_equal(out10, [10.0, 20.0])
+    np.testing.assert_array_equal(a.get_value(), [2.0, 3.0])
+    out, _ = fn()
+    np.testing.assert_array_equal(out, [2.0, 3.0])
+    np.testing.assert_array_equal(a.get_value(), [3.0, 4.0])
+
+
+def test_updates_are_simultaneous_swap(backend):
+    a = sg.shared(np.array([1.0, 2.0, 3.0]), name="a")
+    b = sg.shared(np.array([-1.0, -2.0, -3.0]), name="b")
+    fn = sg.function([], [], updates=[(a, b), (b, a)], backend=backend)
+    assert fn() == []
+    np.testing.assert_array_equal(a.get_value(), [-1.0, -2.0, -3.0])
+    np.testing.assert_array_equal(b.get_value(), [1.0, 2.0, 3.0])
+    fn()
+    np.testing.assert_array_equal(a.get_value(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(b.get_value(), [-1.0, -2.0, -3.0])
+
+
+def test_updates_read_old_values_of_each_other(backend):
+    """Fibonacci: (a, b) <- (b, a + b) needs both old values."""
+    a = sg.shared(np.array(0.0), name="a")
+    b = sg.shared(np.array(1.0), name="b")
+    fn = sg.function([], a, updates=[(a, b), (b, a + b)], backend=backend)
+    seen = [float(fn()) for _ in range(8)]
+    assert seen == [0.0, 1.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0]
+    assert float(a.get_value()) == 21.0 and float(b.get_value()) == 34.0
+
+
+def test_update_with_inputs_and_dict_form(backend):
+    x = sg.placeholder("x", (2,), "float64")
+    acc = sg.shared(np.zeros(2), name="acc")
+    count = sg.shared(np.array(0, np.int64), name="count")
+    fn = sg.function([x], sg.sum(acc), updates={acc: acc + x, count: count + 1},
+                     backend=backend)
+    assert float(fn(np.array([1.0, 2.0]))) == 0.0
+    assert float(fn(np.array([3.0, 4.0]))) == 3.0
+    np.testing.assert_array_equal(acc.get_value(), [4.0, 6.0])
+    assert int(count.get_value()) == 2 and count.get_value().dtype == np.int64
+
+
+def test_update_broadcasts_and_casts_to_the_shared_tensor(backend):
+    s = sg.shared(np.ones((2, 3), np.float32), name="s")
+    fn = sg.function([], [], updates=[(s, sg.constant(np.array([1.0, 2.0, 3.0])))],
+                     backend=backend)
+    fn()
+    value = s.get_value()
+    assert value.dtype == np.float32
+    np.testing.assert_array_equal(value, np.tile([1.0, 2.0, 3.0], (2, 1)))
+
+
+def test_update_errors():
+    s = sg.shared(np.zeros(3), name="s")
+    x = sg.placeholder("x", (3,), "float64")
+    with pytest.raises(TypeError, match=r"updates\[0\]: the target must be a shared tensor"):
+        sg.function([x], x, updates=[(x, x + 1)], backend="numpy")
+    with pytest.raises(ValueError, match=r"updates\[1\]: shared tensor s is updated twice"):
+        sg.function([], [], updates=[(s, s + 1), (s, s * 2)], backend="numpy")
+    with pytest.raises(sg.ShapeError, match=r"new value of shape \(2, 3\) does not match s \(3,\)"):
+        sg.function([], [], updates=[(s, sg.constant(np.zeros((2, 3))))], backend="numpy")
+    with pytest.raises(TypeError, match=r"cannot update int64 shared"):
+        n = sg.shared(np.array(0, np.int64), name="n")
+        sg.function([], [], updates=[(n, n + 0.5)], backend="numpy")
+
+
+# ------------------------------------------------------------------------------ out=
+def test_out_writes_into_the_given_arrays(backend):
+    x = sg.placeholder("x", (None, 3), "float64")
+    fn = sg.function([x], [x * 2, sg.sum(x, axis=1)], backend=backend)
+    a = np.arange(6.0).reshape(2, 3)
+    o1, o2 = np.empty((2, 3)), np.empty(2)
+    result = fn(a, out=[o1, o2])
+    assert result[0] is o1 and result[1] is o2
+    np.testing.assert_array_equal(o1, a * 2)
+    np.testing.assert_array_equal(o2, a.sum(axis=1))
+    # the same buffers serve the next batch
+    fn(a + 1, out=[o1, o2])
+    np.testing.assert_array_equal(o1, (a + 1) * 2)
+
+
+def test_out_single_output(backend):
+    x = sg.placeholder("x", (3,), "float32")
+    fn = sg.function([x], sg.exp(x), backend=backend)
+    o = np.zeros(3, np.float32)
+    r = fn(np.zeros(3, np.float32), out=o)
+    assert r is o
+    np.testing.assert_array_equal(o, np.ones(3, np.float32))
+
+
+def test_out_rejects_wrong_arrays():
+    x = sg.placeholder("x", (None, 3), "float64")
+    fn = sg.function([x], [x * 2], backend="numpy")
+    a = np.zeros((2, 3))
+    with pytest.raises(sg.InputError, match=r"out\[0\]: expected a writable C-contiguous "
+                                            r"\(2, 3\) float64 array, got \(3, 3\) float64"):
+        fn(a, out=[np.empty((3, 3))])
+    with pytest.raises(sg.InputError, match=r"got \(2, 3\) float32"):
+        fn(a, out=[np.empty((2, 3), np.float32)])
+    with pytest.raises(sg.InputError, match="C-contiguous"):
+        fn(a, out=[np.empty((3, 2)).T])
+    with pytest.raises(TypeError, match=r"out= takes 1 arrays, got 2"):
+        fn(a, out=[np.empty((2, 3)), np.empty((2, 3))])
+
+
+# ------------------------------------------------------------------------------ shared
+def test_shared_get_and_set_value():
+    init = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    w = sg.shared(init, name="w")
+    init[0, 0] = 100.0  # the shared tensor owns a copy
+    v = w.get_value()
+    assert v.dtype == np.float32 and v[0, 0] == 1.0
+    v[:] = 0  # get_value is a copy too
+    assert w.get_value()[1, 1] == 4.0
+    w.set_value(np.full((2, 2), 7.0))  # float64 -> float32, same kind
+    np.testing.assert_array_equal(w.get_value(), np.full((2, 2), 7.0, np.float32))
+    assert w.get_value().dtype == np.float32
+    with pytest.raises(sg.ShapeError, match=r"set_value of w: expected shape \(2, 2\), got \(3,\)"):
+        w.set_value(np.zeros(3))
+    with pytest.raises(TypeError, match="only shared tensors have a value"):
+        sg.placeholder("p", (2,)).get_value()
+    assert sg.shared(1.5).dtype == np.float32  # Python floats default to float32
+    assert sg.shared(np.float64(1.5)).dtype == np.float64  # a numpy scalar keeps its dtype
+    scalar = sg.shared(np.array(2.0), name="scalar")
+    assert scalar.shape == () and scalar.get_value().shape == ()
+    scalar.set_value(3.0)
+    assert scalar.get_value().shape == () and float(scalar.get_value()) == 3.0
+
+
+def test_shared_is_seen_by_every_function_sharing_it(backend):
+    w = sg.shared(np.array([1.0, 2.0]), name="w")
+    read = sg.function([], w * 1.0, backend=backend)
+    bump = sg.function([], [], updates=[(w, w * 3)], backend=backend)
+    np.testing.assert_array_equal(read(), [1.0, 2.0])
+    bump()
+    np.testing.assert_array_equal(read(), [3.0, 6.0])
+    w.set_value(np.array([-1.0, 0.5]))
+    np.testing.assert_array_equal(read(), [-1.0, 0.5])
+    bump()
+    np.testing.assert_array_equal(w.get_value(), [-3.0, 1.5])
+
+
+# ------------------------------------------------------------------------------ symbolic dims
+def test_one_function_serves_batch_sizes_1_7_256(backend):
+    x = sg.placeholder("x", (None, 5), "float64")
+    t = sg.placeholder("t", (None,), "int64")
+    w = sg.shared(np.random.default_rng(0).standard_normal((5, 3)), name="w")
+    logits = x @ w
+    loss = sg.cross_entropy(logits, t)
+    fn = sg.function([x, t], [loss, sg.softmax(logits), sg.mean(x, axis=0), sg.grad(loss, w)],
+                     backend=backend)
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 256, 7, 1):
+        xb, tb = rng.standard_normal((n, 5)), rng.integers(0, 3, n)
+        l, p, m, g = fn(xb, tb)
+        z = xb @ w.get_value()
+        lse = np.logaddexp.reduce(z, axis=1)
+        probs = np.exp(z - lse[:, None])
+        assert p.shape == (n, 3) and m.shape == (5,) and g.shape == (5, 3)
+        np.testing.assert_allclose(l, np.mean(lse - z[np.arange(n), tb]), rtol=1e-12)
+        np.testing.assert_allclose(p, probs, rtol=1e-12)
+        np.testing.assert_allclose(m, xb.mean(axis=0), rtol=1e-12, atol=1e-15)
+        onehot = np.eye(3)[tb]
+        np.testing.assert_allclose(g, xb.T @ (probs - onehot) / n, rtol=1e-10, atol=1e-14)
+
+
+def test_named_dim_is_shared_between_placeholders(backend, dim_name):
+    batch = dim_name()
+    x = sg.placeholder("x", (batch, 3), "float64")
+    y = sg.placeholder("y", (batch,), "float64")
+    assert x.shape[0] is y.shape[0]
+    fn = sg.function([x, y], x * y[:, None], backend=backend)
+    for n in (1, 4):
+        a, b = np.ones((n, 3)), np.arange(n, dtype=np.float64)
+        np.testing.assert_array_equal(fn(a, b), a * b[:, None])
+    with pytest.raises(sg.ShapeError, match=re.escape(f"input 'y': axis 0 has size 5, but "
+                                                      f"symbolic dim {batch} is 4 in an earlier "
+                                                      "input")):
+        fn(np.ones((4, 3)), np.ones(5))
+
+
+def test_dims_unified_by_an_op_are_checked_at_call_time(backend):
+    """cross_entropy ties the labels' batch to the logits' batch: a call that disagrees fails
+    before running, naming the input."""
+    x = sg.placeholder("logits", (None, 4), "float64")
+    t = sg.placeholder("labels", (None,), "int64")
+    fn = sg.function([x, t], sg.cross_entropy(x, t), backend=backend)
+    assert np.isfinite(fn(np.zeros((3, 4)), np.array([0, 1, 2])))
+    with pytest.raises(sg.ShapeError, match=r"input 'labels': axis 0 has size 2, but symbolic "
+                                            r"dim .* is 3 in an earlier input"):
+        fn(np.zeros((3, 4)), np.array([0, 1]))
+
+
+def test_symbolic_dim_never_broadcasts_as_1(backend):
+    """A batch of 1 is still a batch: the sum over it has the batch's shape semantics."""
+    x = sg.placeholder("x", (None, 2), "float64")
+    fn = sg.function([x], [sg.sum(x, axis=0), x - sg.mean(x, axis=0, keepdims=True)],
+                     backend=backend)
+    s, centered = fn(np.array([[1.0, 2.0]]))
+    np.testing.assert_array_equal(s, [1.0, 2.0])
+    np.testing.assert_array_equal(centered, [[0.0, 0.0]])
+    s, centered = fn(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    np.testing.assert_array_equal(s, [4.0, 8.0])
+    np.testing.assert_array_equal(centered, [[-1.0, -2.0], [1.0, 2.0]])
+
+
+def test_symbolic_reshape_and_empty_batch(backend):
+    x = sg.placeholder("x", (None, 2, 3), "float64")
+    flat = sg.reshape(x, (-1, 6))
+    assert flat.shape[0] is x.shape[0]
+    fn = sg.function([x], [flat, sg.sum(flat)], backend=backend)
+    for n in (0, 1, 3):
+        a = np.arange(n * 6, dtype=np.float64).reshape(n, 2, 3)
+        f, s = fn(a)
+        np.testing.assert_array_equal(f, a.reshape(n, 6))
+        assert float(s) == a.sum()
+
+
+# ------------------------------------------------------------------------------ gradients
+def _run(inputs, outputs, *arrays, backend="numpy"):
+    return sg.function(inputs, outputs, backend=backend)(*arrays)
+
+
+def test_gradients_accumulate_on_fan_out(backend):
+    x = sg.placeholder("x", (5,), "float64")
+    y = sg.exp(x)
+    cost = sg.sum(x * x + sg.sin(x) * x + y * y + y)  # x used 4 times, y twice
+    a = np.linspace(-1, 1, 5)
+    g = _run([x], sg.grad(cost, x), a, backend=backend)
+    expected = 2 * a + np.cos(a) * a + np.sin(a) + 2 * np.exp(2 * a) + np.exp(a)
+    np.testing.assert_allclose(g, expected, rtol=1e-12)
+
+
+def test_fan_out_through_broadcast_and_reuse(backend):
+    b = sg.placeholder("b", (3,), "float64")
+    x = sg.placeholder("x", (4, 3), "float64")
+    cost = sg.sum((x + b) * b) + sg.sum(b)
+    gb, gx = _run([b, x], sg.grad(cost, [b, x]), np.array([1.0, 2.0, 3.0]),
+                  np.arange(12.0).reshape(4, 3), backend=backend)
+    xa, ba = np.arange(12.0).reshape(4, 3), np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(gb, (xa + 2 * ba).sum(axis=0) + 1, rtol=1e-12)
+    np.testing.assert_allclose(gx, np.broadcast_to(ba, (4, 3)), rtol=1e-12)
+
+
+def test_unrelated_wrt_gets_zeros(backend):
+    x = sg.placeholder("x", (3,), "float64")
+    z = sg.placeholder("z", (2, 2), "float32")
+    s = sg.shared(np.ones(4), name="s")
+    cost = sg.sum(x * x)
+    grads = sg.grad(cost, [x, z, s])
+    gx, gz, gs = _run([x, z], grads, np.array([1.0, 2.0, 3.0]), np.ones((2, 2), np.float32),
+                      backend=backend)
+    np.testing.assert_array_equal(gx, [2.0, 4.0, 6.0])
+    assert gz.shape == (2, 2) and gz.dtype == np.float32 and not gz.any()
+    assert gs.shape == (4,) and gs.dtype == np.float64 and not gs.any()
+
+
+def test_single_wrt_in_single_out_and_list_in_list_out():
+    x = sg.placeholder("x", (3,), "float64")
+    cost = sg.sum(x)
+    assert isinstance(sg.grad(cost, x), sg.Tensor)
+    out = sg.grad(cost, [x])
+    assert isinstance(out, list) and len(out) == 1
+
+
+def test_integer_paths_carry_no_gradient(backend):
+    x = sg.placeholder("x", (4,), "float64")
+    a = np.array([0.3, 1.7, -2.2, 2.9])
+    # the rounded copy of x goes through int64 and back: only the direct factor is seen
+    through_int = x.astype("int64").astype("float64")
+    cost = sg.sum(through_int * x)
+    np.testing.assert_array_equal(_run([x], sg.grad(cost, x), a, backend=backend),
+                                  a.astype(np.int64).astype(np.float64))
+    # the argmax / comparison paths give nothing; take routes the gradient to the chosen element
+    cost2 = sg.sum(sg.take(x, sg.argmax(x))) + sg.sum(sg.where(x > 0, 1.0, 0.0))
+    np.testing.assert_array_equal(_run([x], sg.grad(cost2, x), a, backend=backend),
+                                  [0.0, 0.0, 0.0, 1.0])
+    # a boolean mask used as a float factor carries no gradient either
+    cost3 = sg.sum((x > 1.0).astype("float64") * x)
+    np.testing.assert_array_equal(_run([x], sg.grad(cost3, x), a, backend=backend),
+                                  [0.0, 1.0, 0.0, 1.0])
+
+
+def test_cast_gradient_comes_back_in_the_input_dtype(backend):
+    x = sg.placeholder("x", (3,), "float64")
+    w = np.array([0.1, 1.0 / 3.0, 7.0])
+    cost = sg.sum(x.astype("float32") * sg.constant(w.astype(np.float32)))
+    g = _run([x], sg.grad(cost, x), np.ones(3), backend=backend)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g, w.astype(np.float32).astype(np.float64))
+
+
+def test_grad_of_a_shared_tensor(backend):
+    w = sg.shared(np.array([1.0, -2.0, 0.5]), name="w")
+    cost = sg.sum(w ** 3)
+    g = _run([], sg.grad(cost, w), backend=backend)
+    np.testing.assert_allclose(g, 3 * w.get_value() ** 2, rtol=1e-12)
+
+
+def _smooth_cost(x, w):
+    """A smooth cost of W (for the Hessian-vector product)."""
+    cost = sg.sum(sg.tanh(x @ w) * sg.constant(C)) + 0.1 * sg.sum(w ** 4)
+    return cost
+
+
+C = np.random.default_rng(3).standard_normal((5, 2))
+
+
+def test_hessian_vector_product_matches_finite_differences(backend):
+    rng = np.random.default_rng(4)
+    xa, wa, va = rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), \
+        rng.standard_normal((3, 2))
+    x = sg.placeholder("x", (5, 3), "float64")
+    w = sg.placeholder("w", (3, 2), "float64")
+    v = sg.placeholder("v", (3, 2), "float64")
+    cost = _smooth_cost(x, w)
+    g = sg.grad(cost, w)
+    hvp = sg.grad(sg.sum(g * v), w)
+    fn_g = sg.function([x, w], g, backend=backend)
+    fn_hvp = sg.function([x, w, v], hvp, backend=backend)
+
+    # the gradient itself against the hand derivation
+    t = np.tanh(xa @ wa)
+    np.testing.assert_allclose(fn_g(xa, wa), xa.T @ (C * (1 - t * t)) + 0.4 * wa ** 3,
+                               rtol=1e-12)
+    # H v ~ (g(w + eps v) - g(w - eps v)) / (2 eps)
+    eps = 1e-5
+    numeric = (fn_g(xa, wa + eps * va) - fn_g(xa, wa - eps * va)) / (2 * eps)
+    np.testing.assert_allclose(fn_hvp(xa, wa, va), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_grad_of_grad_of_a_simple_function(backend):
+    """d/dx of (d/dx x^3) summed with v: 6 x v, exactly."""
+    x = sg.placeholder("x", (4,), "float64")
+    gx = sg.grad(sg.sum(x ** 3), x)
+    h = sg.grad(sg.sum(gx * np.array([1.0, 2.0, 3.0, 4.0])), x)
+    a = np.array([0.5, -1.0, 2.0, 3.0])
+    g1, g2 = _run([x], [gx, h], a, backend=backend)
+    np.testing.assert_allclose(g1, 3 * a ** 2, rtol=1e-13)
+    np.testing.assert_allclose(g2, 6 * a * np.array([1.0, 2.0, 3.0, 4.0]), rtol=1e-13)
+
+
+def test_gradient_graph_runs_with_symbolic_batch(backend):
+    x = sg.placeholder("x", (None, 3), "float64")
+    w = sg.shared(np.array([[1.0], [2.0], [-1.0]]), name="w")
+    cost = sg.mean(sg.square(x @ w))
+    fn = sg.function([x], sg.grad(cost, w), backend=backend)
+    for n in (1, 6):
+        xa = np.random.default_rng(n).standard_normal((n, 3))
+        np.testing.assert_allclose(fn(xa), 2 * xa.T @ (xa @ w.get_value()) / n, rtol=1e-12)

@@ -1,0 +1,228 @@
+"""Every op of the registry (tests/op_cases.py): values against an independent numpy computation,
+first derivatives against central finite differences, second derivatives (a gradient of a
+function that contains `sg.grad`), on every available backend."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+from symgrad.ops import OPS
+
+from op_cases import CASES, LARGE, REQUIRED_API, np_sigmoid, np_softmax
+
+# value tolerances against the independent numpy expectation
+VALUE_TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-5)}
+
+
+def rng_for(case_id: str, salt: str = "") -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(f"{case_id}/{salt}".encode()))
+
+
+def compile_case(case, arrays, backend):
+    holders = [sg.placeholder(f"in{i}", a.shape, a.dtype) for i, a in enumerate(arrays)]
+    return sg.function(holders, case.fn(*holders), backend=backend)
+
+
+def assert_backend_agrees(got, ref, what=""):
+    """A compiled backend against the numpy backend: float64 to ~1e-12, float32 to ~1e-5
+    (relative, with an absolute floor scaled by the values' magnitude)."""
+    got, ref = np.asarray(got), np.asarray(ref)
+    assert got.dtype == ref.dtype and got.shape == ref.shape, what
+    if ref.dtype.kind != "f":
+        np.testing.assert_array_equal(got, ref, err_msg=what)
+        return
+    finite = ref[np.isfinite(ref)]
+    scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
+    rtol = 1e-12 if ref.dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+VALUE_PARAMS = [pytest.param(c, d, id=f"{c.id}-{d}") for c in CASES for d in c.dtypes]
+
+
+@pytest.mark.parametrize("case,dtype", VALUE_PARAMS)
+def test_value(case, dtype, backend):
+    arrays = case.inputs(rng_for(case.id, dtype), np.dtype(dtype))
+    originals = [a.copy() for a in arrays]
+    for a in arrays:
+        a.setflags(write=False)  # a call that wrote into an input would raise
+    # numpy's result dtype on the arrays as given; the value computed in float64 (a float32
+    # expectation would itself be off by more than float32 rounding, e.g. exp(x - lse) at 1e4)
+    expected_dtype = np.asarray(case.expected(*arrays)).dtype
+    wide = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+    expected = np.asarray(case.expected(*wide))
+
+    got = compile_case(case, arrays, backend)(*arrays)
+
+    assert isinstance(got, np.ndarray)
+    assert got.shape == expected.shape, (got.shape, expected.shape)
+    assert got.dtype == expected_dtype, (got.dtype, expected_dtype)
+    if expected.dtype.kind == "f":
+        tol = VALUE_TOL["float32" if got.dtype == np.float32 or dtype == "float32"
+                        else "float64"]
+        np.testing.assert_allclose(got, expected, **tol)
+    else:
+        np.testing.assert_array_equal(got, expected)
+    for a, o in zip(arrays, originals):
+        np.testing.assert_array_equal(a, o)
+    if backend != "numpy":
+        ref = compile_case(case, arrays, "numpy")(*arrays)
+        assert_backend_agrees(got, ref, case.id)
+
+
+# ---------------------------------------------------------------------------------- gradients
+def differentiated(case, arrays):
+    if case.wrt is not None:
+        return list(case.wrt)
+    return [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+
+
+def with_constants(arrays, diff, tensors):
+    """The case's full argument list: the differentiated inputs as the given tensors, the others
+    baked into the graph as constants."""
+    full = [sg.constant(a) for a in arrays]
+    for i, t in zip(diff, tensors):
+        full[i] = t
+    return full
+
+
+def first_order(case, arrays, diff, rng):
+    out_shape = np.shape(case.expected(*arrays))
+    w = rng.standard_normal(out_shape)
+
+    def f(*tensors):
+        y = case.fn(*with_constants(arrays, diff, tensors))
+        return sg.sum(y * sg.constant(w))
+    return f
+
+
+def second_order(case, arrays, diff, rng):
+    """f(x) = sum_i sum(grad(sum(op(x) * w), x_i) * v_i): its gradient is a Hessian-vector
+    product, so gradcheck of f checks the gradient of the gradient graph."""
+    inner = first_order(case, arrays, diff, rng)
+    vs = [rng.standard_normal(arrays[i].shape) for i in diff]
+
+    def f(*tensors):
+        grads = sg.grad(inner(*tensors), list(tensors))
+        total = sg.sum(grads[0] * sg.constant(vs[0]))
+        for g, v in zip(grads[1:], vs[1:]):
+            total = total + sg.sum(g * sg.constant(v))
+        return total
+    return f
+
+
+def symbolic_gradients(f, arrays, backend):
+    holders = [sg.placeholder(f"g{i}", a.shape, a.dtype) for i, a in enumerate(arrays)]
+    grads = sg.grad(f(*holders), holders)
+    return sg.function(holders, grads, backend=backend)(*arrays)
+
+
+GRAD_CASES = [pytest.param(c, id=c.id) for c in CASES if c.gradcheck and "float64" in c.dtypes]
+SECOND_CASES = [pytest.param(c, id=c.id) for c in CASES if c.second_order]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES)
+def test_gradcheck(case, backend):
+    arrays = case.inputs(rng_for(case.id, "grad"), np.dtype("float64"))
+    diff = differentiated(case, arrays)
+    assert diff, f"{case.id}: nothing to differentiate"
+    f = first_order(case, arrays, diff, rng_for(case.id, "w"))
+    inputs = [arrays[i] for i in diff]
+    assert sg.gradcheck(f, inputs, eps=1e-6, rtol=1e-5, atol=1e-7, backend=backend)
+    if backend != "numpy":
+        for got, ref in zip(symbolic_gradients(f, inputs, backend),
+                            symbolic_gradients(f, inputs, "numpy")):
+            assert_backend_agrees(got, ref, case.id)
+
+
+@pytest.mark.parametrize("case", SECOND_CASES)
+def test_second_order(case, backend):
+    arrays = case.inputs(rng_for(case.id, "grad2"), np.dtype("float64"))
+    diff = differentiated(case, arrays)
+    f = second_order(case, arrays, diff, rng_for(case.id, "wv"))
+    assert sg.gradcheck(f, [arrays[i] for i in diff], eps=1e-6, rtol=1e-5, atol=1e-7,
+                        backend=backend)
+
+
+# ---------------------------------------------------------------------------------- large logits
+def _onehot(labels, n):
+    return (labels[..., None] == np.arange(n)).astype(np.float64)
+
+
+LABELS = np.array([1, 0, 3])
+TARGETS = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+# (builder of the scalar cost from x, closed-form gradient of that cost at x)
+W = np.random.default_rng(7).standard_normal(LARGE.shape)
+LARGE_GRADS = {
+    "sigmoid": (lambda x: sg.sum(sg.sigmoid(x) * W),
+                lambda x: W * np_sigmoid(x) * np_sigmoid(-x)),
+    "softplus": (lambda x: sg.sum(sg.softplus(x) * W), lambda x: W * np_sigmoid(x)),
+    "softmax": (lambda x: sg.sum(sg.softmax(x) * W),
+                lambda x: np_softmax(x) * (W - np.sum(W * np_softmax(x), -1, keepdims=True))),
+    "log_softmax": (lambda x: sg.sum(sg.log_softmax(x) * W),
+                    lambda x: W - np_softmax(x) * np.sum(W, -1, keepdims=True)),
+    "logsumexp": (lambda x: sg.sum(sg.logsumexp(x, axis=1) * W[:, 0]),
+                  lambda x: W[:, :1] * np_softmax(x)),
+    "cross_entropy": (lambda x: sg.cross_entropy(x, sg.constant(LABELS)),
+                      lambda x: (np_softmax(x) - _onehot(LABELS, 4)) / 3),
+    "bce_logits": (lambda x: sg.binary_cross_entropy(logits=x, targets=TARGETS),
+                   lambda x: (np_sigmoid(x) - TARGETS) / x.size),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LARGE_GRADS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_large_logit_gradients(name, dtype, backend):
+    """|x| up to 1e4: the gradient is finite and equals its closed form (no overflow, no NaN
+    from inf - inf or 0 * inf)."""
+    build, closed_form = LARGE_GRADS[name]
+    x = sg.placeholder("x", LARGE.shape, dtype)
+    cost = build(x)
+    fn = sg.function([x], [cost, sg.grad(cost, x)], backend=backend)
+    value, g = fn(LARGE.astype(dtype))
+    assert np.isfinite(value)
+    assert g.dtype == np.dtype(dtype) and np.all(np.isfinite(g))
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+    if name == "logsumexp" and dtype == "float32":
+        # the rule is exp(x - lse) (torch's too): lse ~ 1e4 rounded to float32 carries an
+        # absolute error of ~|lse| * 2**-24 ~ 6e-4, which becomes the relative error of exp
+        tol = dict(rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(g, closed_form(LARGE), **tol)
+
+
+# ---------------------------------------------------------------------------------- the registry
+def test_registry_covers_the_public_api():
+    covered = {name for c in CASES for name in c.api}
+    missing = [name for name in REQUIRED_API if name not in covered]
+    assert not missing, f"no op case exercises {missing}"
+    assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
+
+
+def test_registry_gradchecks_every_differentiable_function():
+    """Each public name that has a gradient is finite-differenced by at least one case."""
+    not_differentiable = {"sign", "argmax", "one_hot", "<", "<=", ">", ">=", "==", "!="}
+    checked = {name for c in CASES if c.gradcheck for name in c.api}
+    missing = [n for n in REQUIRED_API if n not in checked and n not in not_differentiable]
+    assert not missing, f"no gradcheck for {missing}"
+
+
+def test_skipped_gradchecks_give_a_reason():
+    for c in CASES:
+        floats = any(d.startswith("float") for d in c.dtypes)
+        differentiable = not any(name in c.api for name in ("argmax", "one_hot")) and \
+            not c.id.startswith("cmp")
+        if floats and differentiable and not c.gradcheck:
+            assert c.note, f"{c.id}: a float case without gradcheck needs a note saying why"
+
+
+def test_gradcheck_detects_a_wrong_rule(monkeypatch):
+    """The gradient tests can fail: a sin whose rule forgets a factor is caught, and the error
+    names the input and the worst element."""
+    sin = OPS["sin"]
+    monkeypatch.setattr(sin, "grad", lambda node, g: [g * sg.cos(node.inputs[0]) * 1.001])
+    x = np.linspace(-1, 1, 5)
+    with pytest.raises(sg.GradcheckError, match=r"input 0 \(shape \(5,\)\) at index \(\d,\)"):
+        sg.gradcheck(lambda t: sg.sum(sg.sin(t)), [x])

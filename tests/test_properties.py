@@ -1,0 +1,123 @@
+"""Property tests (hypothesis): broadcasting binary ops and reductions over random shapes and
+axes, values against numpy and gradients against their closed forms; tie rules of the
+non-smooth ops."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import symgrad as sg
+
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@st.composite
+def broadcast_pair(draw):
+    """Two shapes that broadcast: each dim of each operand is the common dim or 1 (or absent)."""
+    ndim = draw(st.integers(0, 3))
+    common = draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim))
+    shapes = []
+    for _ in range(2):
+        drop = draw(st.integers(0, ndim))
+        dims = [d if draw(st.booleans()) else 1 for d in common[drop:]]
+        shapes.append(tuple(dims))
+    return shapes
+
+
+OPS = {
+    "add": (lambda a, b: a + b, np.add, lambda a, b: (np.ones_like(a), np.ones_like(b))),
+    "sub": (lambda a, b: a - b, np.subtract, lambda a, b: (np.ones_like(a), -np.ones_like(b))),
+    "mul": (lambda a, b: a * b, np.multiply, lambda a, b: (b, a)),
+    "div": (lambda a, b: a / b, np.divide, lambda a, b: (1 / b, -a / b ** 2)),
+}
+
+
+def unbroadcast(g, shape):
+    """Sum g down to `shape` (the broadcasting adjoint), written independently of symgrad."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for axis, d in enumerate(shape):
+        if d == 1 and g.shape[axis] != 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@SETTINGS
+@given(shapes=broadcast_pair(), seed=st.integers(0, 2 ** 16))
+def test_broadcast_binary_values_and_gradients(name, shapes, seed, backend):
+    build, np_fn, local = OPS[name]
+    (sa, sb), rng = shapes, np.random.default_rng(seed)
+    a = rng.uniform(0.5, 2.0, sa) * rng.choice([-1.0, 1.0], sa)
+    b = rng.uniform(0.5, 2.0, sb) * rng.choice([-1.0, 1.0], sb)
+    pa, pb = sg.placeholder("a", sa, "float64"), sg.placeholder("b", sb, "float64")
+    out = build(pa, pb)
+    w = rng.standard_normal(np.broadcast_shapes(sa, sb))
+    ga, gb = sg.grad(sg.sum(out * sg.constant(w)), [pa, pb])
+    value, got_a, got_b = sg.function([pa, pb], [out, ga, gb], backend=backend)(a, b)
+    np.testing.assert_allclose(value, np_fn(a, b), rtol=1e-14)
+    la, lb = local(np.broadcast_to(a, w.shape), np.broadcast_to(b, w.shape))
+    np.testing.assert_allclose(got_a, unbroadcast(w * la, sa), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got_b, unbroadcast(w * lb, sb), rtol=1e-12, atol=1e-14)
+
+
+@st.composite
+def shape_and_axis(draw):
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=4)))
+    axes = draw(st.one_of(
+        st.none(),
+        st.integers(-len(shape), len(shape) - 1),
+        st.sets(st.integers(0, len(shape) - 1), min_size=1).map(tuple)))
+    return shape, axes, draw(st.booleans())
+
+
+@SETTINGS
+@given(spec=shape_and_axis(), seed=st.integers(0, 2 ** 16))
+def test_reductions_random_axes(spec, seed, backend):
+    shape, axis, keepdims = spec
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape))
+    x = rng.permutation(np.linspace(-2, 2, n)).reshape(shape)  # distinct: no ties
+    px = sg.placeholder("x", shape, "float64")
+    outs = [sg.sum(px, axis, keepdims), sg.mean(px, axis, keepdims), sg.max(px, axis, keepdims),
+            sg.min(px, axis, keepdims), sg.logsumexp(px, axis, keepdims)]
+    grads = [sg.grad(sg.sum(o), px) for o in outs]
+    got = sg.function([px], outs + grads, backend=backend)(x)
+    expected = [np.sum(x, axis, keepdims=keepdims), np.mean(x, axis, keepdims=keepdims),
+                np.max(x, axis, keepdims=keepdims), np.min(x, axis, keepdims=keepdims)]
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-14)
+    lse = np.log(np.sum(np.exp(x), axis=axis, keepdims=True))
+    np.testing.assert_allclose(got[4], lse if keepdims else np.squeeze(lse, axis=axis),
+                               rtol=1e-13)
+    count = x.size // np.sum(x, axis, keepdims=True).size
+    np.testing.assert_allclose(got[5], np.ones_like(x), rtol=1e-14)
+    np.testing.assert_allclose(got[6], np.full_like(x, 1 / count), rtol=1e-14)
+    is_max = x == np.max(x, axis, keepdims=True)
+    is_min = x == np.min(x, axis, keepdims=True)
+    np.testing.assert_array_equal(got[7], is_max.astype(float))
+    np.testing.assert_array_equal(got[8], is_min.astype(float))
+    np.testing.assert_allclose(got[9], np.exp(x - lse), rtol=1e-12)
+
+
+def test_tie_rules(backend):
+    """Documented tie rules of the non-smooth ops: maximum/minimum (and so clip) give a tie's
+    gradient to the first operand; max/min reductions split it evenly; relu'(0) = 0."""
+    x = sg.placeholder("x", (4,), "float64")
+    y = sg.placeholder("y", (4,), "float64")
+    costs = [sg.sum(sg.maximum(x, y)), sg.sum(sg.minimum(x, y)),
+             sg.sum(sg.clip(x, -1.0, 1.0)), sg.max(x), sg.sum(sg.relu(x))]
+    grads = [g for c in costs for g in sg.grad(c, [x, y])]
+    a = np.array([1.0, -1.0, 1.0, 0.0])
+    b = np.array([1.0, 2.0, -3.0, 0.0])
+    out = sg.function([x, y], grads, backend=backend)(a, b)
+    np.testing.assert_array_equal(out[0], [1, 0, 1, 1])   # maximum: tie -> x
+    np.testing.assert_array_equal(out[1], [0, 1, 0, 0])
+    np.testing.assert_array_equal(out[2], [1, 1, 0, 1])   # minimum: tie -> x
+    np.testing.assert_array_equal(out[3], [0, 0, 1, 0])
+    np.testing.assert_array_equal(out[4], [1, 1, 1, 1])   # clip at its bounds passes through
+    np.testing.assert_array_equal(out[6], [0.5, 0, 0.5, 0])  # max: split between the two 1.0
+    np.testing.assert_array_equal(out[8], [1, 0, 1, 0])   # relu'(0) = 0
