@@ -16,6 +16,23 @@ static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_thread_num(void) { return 0; }
 #endif
 
+#if defined(SG_USE_MVEC) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
+/* glibc only declares these SIMD variants (libmvec) under -ffast-math, which symgrad does not
+ * use; declaring them here lets gcc vectorize loops that call them, with IEEE semantics kept.
+ * The names are parenthesized so tgmath.h's type-generic macros do not expand them. */
+#define SG_SIMD __attribute__((simd("notinbranch")))
+SG_SIMD float (expf)(float); SG_SIMD double (exp)(double);
+SG_SIMD float (logf)(float); SG_SIMD double (log)(double);
+SG_SIMD float (sinf)(float); SG_SIMD double (sin)(double);
+SG_SIMD float (cosf)(float); SG_SIMD double (cos)(double);
+SG_SIMD float (powf)(float, float); SG_SIMD double (pow)(double, double);
+#if __GLIBC_PREREQ(2, 35)
+SG_SIMD float (tanhf)(float); SG_SIMD double (tanh)(double);
+SG_SIMD float (expm1f)(float); SG_SIMD double (expm1)(double);
+SG_SIMD float (log1pf)(float); SG_SIMD double (log1p)(double);
+#endif
+#endif
+
 #define SG_EXPORT __attribute__((visibility("default")))
 #define SG_MAX(a, b) ((a) > (b) ? (a) : (b))
 
