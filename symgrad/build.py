@@ -11,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import pathlib
 import platform
@@ -18,6 +20,8 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import sys
+import sysconfig
 
 import cffi
 
@@ -263,23 +267,19 @@ def _dlopen(ffi: cffi.FFI, so: pathlib.Path):
         alias.unlink(missing_ok=True)
 
 
-def _try_load(ffi: cffi.FFI, so: pathlib.Path, sidecar: pathlib.Path):
+def _try_load(load, so: pathlib.Path, sidecar: pathlib.Path):
     """The cached library if it is intact and loads; None means (re)build it. A missing sidecar
     counts as corrupt: it is written only after a complete library was renamed into place."""
     try:
         if sidecar.read_text().strip() != _file_sha256(so):
             return None
-        return _dlopen(ffi, so)
-    except OSError:  # missing file, or dlopen refused it (cffi raises OSError)
+        return load(so)
+    except (OSError, ImportError):  # missing file, or the loader refused it
         return None
 
 
-def load_library(source: str, cdef: str, *, language: str = "c",
-                 link_blas: bool = False) -> Library:
-    """Compile `source` (or find it in the cache) and dlopen it with `cdef` declared."""
-    global compiler_runs
-    if language not in ("c", "cuda"):
-        raise ValueError(f'language must be "c" or "cuda", not {language!r}')
+def _toolchain(language: str, link_blas: bool):
+    """(compiler argv, flags, includes, libs, extension, BLAS library path) for a language."""
     csrc = _csrc_dir()
     includes = [f"-I{csrc}"] if csrc else []
     if language == "c":
@@ -302,32 +302,71 @@ def load_library(source: str, cdef: str, *, language: str = "c",
         libs = [f"-L{info['libdir']}", f"-l{info['lib']}", *rpath] + libs
         found = sorted(pathlib.Path(info["libdir"]).glob(f"lib{info['lib']}.*"))
         blas_lib = os.path.realpath(found[0] if found else info["libdir"])  # which OpenBLAS we bind
+    return argv, flags, includes, libs, ext, blas_lib
 
+
+def load_library(source: str, cdef: str, *, language: str = "c",
+                 link_blas: bool = False) -> Library:
+    """Compile `source` (or find it in the cache) and dlopen it with `cdef` declared."""
+    if language not in ("c", "cuda"):
+        raise ValueError(f'language must be "c" or "cuda", not {language!r}')
+    argv, flags, includes, libs, ext, blas_lib = _toolchain(language, link_blas)
+    ffi = _ffi_for(cdef)
+    lib, so, key, compiled = _cached_build(
+        source, (cdef, language, blas_lib), argv, flags + includes, libs, ext, language,
+        lambda path: _dlopen(ffi, path))
+    return Library(ffi, lib, str(so), key, compiled)
+
+
+def load_extension(name: str, source: str):
+    """Compile a CPython extension module `name` (its C source defines PyInit_<name>) through the
+    same cache, and import it."""
+    argv, flags, includes, libs, ext, _ = _toolchain("c", False)
+    includes = includes + [f"-I{sysconfig.get_paths()['include']}"]
+
+    def load(path):
+        if name in sys.modules:
+            return sys.modules[name]
+        loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+        spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+        sys.modules[name] = module
+        return module
+
+    module, _, _, _ = _cached_build(source, ("python-extension", name, sys.version),
+                                    argv, flags + includes, libs, ext, "c", load)
+    return module
+
+
+def _cached_build(source, key_extra, argv, flags, libs, ext, language, load):
+    """The cache protocol: key by content, load without a lock if intact, else take the key's
+    lock, look again, compile to a temp file and rename it into place atomically."""
+    global compiler_runs
     import symgrad  # here, not at import time: symgrad/__init__ sets __version__ after its imports
     h = hashlib.sha256()
-    for part in (source, cdef, language, _compiler_identity(argv, language), *flags, *includes,
-                 *libs, _headers_digest(csrc), symgrad.__version__, blas_lib):
+    for part in (source, *key_extra, _compiler_identity(argv, language), *flags, *libs,
+                 _headers_digest(_csrc_dir()), symgrad.__version__):
         h.update(part.encode() + b"\0")  # separator: ("ab","c") and ("a","bc") hash differently
     key = h.hexdigest()
 
     d = cache_dir() / key[:2]
     d.mkdir(mode=0o700, exist_ok=True)
     so, sidecar, src = d / f"{key}.so", d / f"{key}.sha256", d / f"{key}{ext}"
-    ffi = _ffi_for(cdef)
 
-    lib = _try_load(ffi, so, sidecar)  # fast path, no lock: files only appear by atomic rename
+    lib = _try_load(load, so, sidecar)  # fast path, no lock: files only appear by atomic rename
     if lib is not None:
-        return Library(ffi, lib, str(so), key, False)
+        return lib, so, key, False
 
     fd = os.open(d / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        lib = _try_load(ffi, so, sidecar)  # another process may have built it while we waited
+        lib = _try_load(load, so, sidecar)  # another process may have built it while we waited
         if lib is not None:
-            return Library(ffi, lib, str(so), key, False)
+            return lib, so, key, False
         _write_atomic(src, source)
         tmp = d / f"{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp.so"
-        cmd = [*argv, *flags, *includes, "-o", str(tmp), str(src), *libs]
+        cmd = [*argv, *flags, "-o", str(tmp), str(src), *libs]
         try:
             compiler_runs += 1
             r = subprocess.run(cmd, capture_output=True, text=True)
@@ -342,6 +381,6 @@ def load_library(source: str, cdef: str, *, language: str = "c",
         finally:
             tmp.unlink(missing_ok=True)  # never leave a partial library behind
         _write_atomic(sidecar, digest + "\n")
-        return Library(ffi, _dlopen(ffi, so), str(so), key, True)
+        return load(so), so, key, True
     finally:
         os.close(fd)  # closing releases the flock

@@ -132,6 +132,9 @@ class Function:
         self._out_specs = [(node.dtype, tuple(SymSlot(self.sym_slots[d]) if isinstance(d, Sym)
                                               else d for d in resolve_shape(node.shape)))
                            for node in self.outputs]
+        self._static_out_shapes = None
+        if not any(type(d) is SymSlot for _, spec in self._out_specs for d in spec):
+            self._static_out_shapes = [spec for _, spec in self._out_specs]
         self.backend = backend
         self.opt_level = opt_level
         self._program = get_backend(backend).compile(self, **options)
@@ -211,13 +214,14 @@ class Function:
         return self._pack(values)
 
     def _check_out(self, out, dims):
-        outs = [out] if isinstance(out, np.ndarray) else list(out)
+        outs = [out] if type(out) is np.ndarray else list(out)
         if len(outs) != len(self.outputs):
             raise TypeError(f"out= takes {len(self.outputs)} arrays, got {len(outs)}")
-        for i, (o, (dtype, spec)) in enumerate(zip(outs, self._out_specs)):
-            shape = tuple(dims[d] if type(d) is SymSlot else d for d in spec)
-            if type(o) is not np.ndarray or o.shape != shape or o.dtype != dtype \
-                    or not o.flags.c_contiguous or not o.flags.writeable:
+        shapes = self._static_out_shapes or self.output_shapes(dims)
+        for i, o in enumerate(outs):
+            dtype, shape = self._out_specs[i][0], shapes[i]
+            if type(o) is not np.ndarray or o.shape != shape or o.dtype is not dtype and \
+                    o.dtype != dtype or not o.flags.c_contiguous or not o.flags.writeable:
                 got = (f"{o.shape} {o.dtype}" if isinstance(o, np.ndarray)
                        else type(o).__name__)
                 raise InputError(f"out[{i}]: expected a writable C-contiguous {shape} "

@@ -69,6 +69,9 @@ class CProgram:
         self._layout_cache: dict[tuple, tuple] = {}
         self._workspace = np.empty(0, np.uint8)
         self._ws_ptr = ffi.NULL
+        self._ws_address = 0
+        self._run_address = int(ffi.cast("intptr_t", self.lib.sg_run))
+        self._args_address = int(ffi.cast("intptr_t", self._args))
 
     # ------------------------------------------------------------------ per call
     def _layout(self, dims):
@@ -83,27 +86,30 @@ class CProgram:
             if total > self._workspace.size:
                 self._workspace = np.empty(total, np.uint8)
                 self._ws_ptr = self.ffi.cast("char *", self._workspace.ctypes.data)
+                self._ws_address = self._workspace.ctypes.data
         return layout
 
     def run(self, arrays, dims, outs=None):
-        args, from_buffer = self._args, self.ffi.from_buffer
         shapes, _ = self._layout(dims)
-        i = 0
-        for a in arrays:
-            args[i] = from_buffer(a)
-            i += 1
         if outs is None:
             outs = [np.empty(shape, dtype) for shape, dtype in zip(shapes, self._out_dtypes)]
-        for o in outs:
-            args[i] = from_buffer(o)
-            i += 1
-        c_dims = self._dims
-        for k, d in enumerate(dims):
-            c_dims[k] = d
-        status = self.lib.sg_run(args, c_dims, self._ws_ptr)
+        if _trampoline is not None:
+            status = _trampoline.call(self._run_address, arrays, outs, self._args_address,
+                                      dims, self._ws_address)
+        else:
+            status = self._run_cffi(arrays, dims, outs)
         if status:
             self._raise(status)
         return outs
+
+    def _run_cffi(self, arrays, dims, outs):
+        """The same call through cffi objects (when the trampoline cannot be built)."""
+        args, from_buffer = self._args, self.ffi.from_buffer
+        for i, a in enumerate(list(arrays) + list(outs)):
+            args[i] = from_buffer(a)
+        for k, d in enumerate(dims):
+            self._dims[k] = d
+        return self.lib.sg_run(args, self._dims, self._ws_ptr)
 
     def _raise(self, status):
         n = len(self._errors)
@@ -113,6 +119,21 @@ class CProgram:
             raise FloatingPointError(f"check_finite: kernel {k.name} ({nodes}) produced NaN or "
                                      "Inf")
         raise KernelError(self._errors[status - 1])
+
+
+def _load_trampoline():
+    """The CPython call trampoline (csrc/symgrad_call.c), or None where it cannot be built (no
+    Python headers): calls then go through cffi, a few microseconds slower."""
+    from .. import build
+    from ..codegen.c import resource_dir
+    try:
+        with open(os.path.join(resource_dir("csrc"), "symgrad_call.c")) as f:
+            return build.load_extension("_symgrad_call", f.read())
+    except (OSError, build.CompileError, ImportError):
+        return None
+
+
+_trampoline = _load_trampoline()
 
 
 def compile(fn, check_finite=False):  # noqa: A001  (the backend interface's name)
