@@ -46,6 +46,9 @@ def grad(cost, wrt):
             raise TypeError(f"grad: cannot differentiate with respect to wrt[{i}] "
                             f"({w.name or w.op}), a {w.dtype.name} tensor")
 
+    # group and stabilize first, so a sigmoid written as gates gets the sigmoid's own adjoint
+    from .passes import stabilize
+    cost = stabilize([cost], protect=targets)[0]
     order = topo_sort([cost])
     wanted = {w.id for w in targets}
     on_path = set()  # nodes that depend on some wrt: only they need adjoints

@@ -111,7 +111,14 @@ class Function:
             raise ValueError("function: a placeholder appears twice among the inputs")
         self.outputs, self._pack = _structure(outputs)
         self.updates = _normalize_updates(updates)
+        self.user_outputs = list(self.outputs)
         roots = self.outputs + [v for _, v in self.updates]
+        if opt_level >= 1:
+            from .passes import optimize
+            self.rewrites = []
+            roots = optimize(roots, opt_level, log=self.rewrites)
+            self.outputs = roots[:len(self.outputs)]
+            self.updates = [(t, v) for (t, _), v in zip(self.updates, roots[len(self.outputs):])]
         given = {x.id for x in self.inputs}
         for node in topo_sort(roots):
             if node.op == "placeholder" and node.id not in given:

@@ -93,6 +93,7 @@ class Schedule:
                 self.consumers[i.id].append(n)
         self.root_ids = {r.id for r in self.roots}
         self._claimed_outputs: set[int] = set()
+        self.group = self._plan_fusion()
         self._declare_arguments()
         for node in self.nodes:
             if node.id not in self.values:
@@ -164,6 +165,11 @@ class Schedule:
         if node.op == "placeholder":
             raise CodegenError(f"placeholder {node.name!r} is not among the inputs")
         if op.kind == "elementwise":
+            args = [self.values[i.id] for i in node.inputs]
+            if node.id not in self.root_ids and all(isinstance(a, Literal) for a in args):
+                # a scalar of constants and dims (1/batch): computed where it is used
+                return Literal(op.c.format(*(a.text for a in args), T=ctype(node.dtype)),
+                               node.dtype)
             if self._inlinable(node):
                 return Inline(node)
             return self._materialize_loop(node)
@@ -183,19 +189,33 @@ class Schedule:
             raise CodegenError(f"the C backend cannot compile op {node.op!r} (node %{node.id})")
         return rule(self, node)
 
+    def _plan_fusion(self) -> dict:
+        """Which kernel computes each element-wise node: walking from the roots, a node joins
+        its consumers' kernel when they all are in one element-wise kernel of its shape (or it
+        feeds one reduction), so shared subexpressions are computed once, in registers."""
+        group: dict[int, int] = {}
+        for node in reversed(self.nodes):
+            op = OPS[node.op]
+            group[node.id] = node.id
+            if op.kind != "elementwise" or not self.fuse or node.id in self.root_ids:
+                continue
+            users = self.consumers[node.id]
+            targets = set()
+            for user in users:
+                kind = OPS[user.op].kind
+                if kind == "elementwise" and resolve_shape(user.shape) == \
+                        resolve_shape(node.shape):
+                    targets.add(group[user.id])
+                elif kind == "reduce" and user.op != "logsumexp" and len(users) == 1:
+                    targets.add(user.id)
+                else:
+                    targets.add(None)
+            if len(targets) == 1 and None not in targets:
+                group[node.id] = targets.pop()
+        return group
+
     def _inlinable(self, node) -> bool:
-        if not self.fuse or node.id in self.root_ids:
-            return False
-        users = self.consumers[node.id]
-        if len(users) != 1:
-            return False
-        user = users[0]
-        user_op = OPS[user.op]
-        if user_op.kind == "elementwise":
-            return resolve_shape(user.shape) == resolve_shape(node.shape) or \
-                all(isinstance(d, int) for d in node.shape) and \
-                int(np.prod(node.shape)) == 1
-        return user_op.kind == "reduce" and user.op != "logsumexp"
+        return self.group.get(node.id, node.id) != node.id
 
     # ------------------------------------------------------------------ materializing
     def target_for(self, node) -> View:
@@ -288,6 +308,9 @@ class Schedule:
             return value  # a broadcast scalar stays a scalar
         view = self.as_view(x)
         if node.op == "reshape" and not view.is_contiguous():
+            unit_free = _reshape_unit_dims(view, self.shape_of(node))
+            if unit_free is not None:
+                return unit_free
             view = self._copy(x, view)
         return VIEW_RULES[node.op](self, node, view)
 
@@ -408,7 +431,50 @@ class Schedule:
             dest = self.values[target_node.id]
             self.update_copies.append((dest, value, target_node))
         for dest, value, target_node in self.update_copies:
-            self._copy(target_node, value, dest)
+            if not (self.fuse and self._update_in_place(dest, value)):
+                self._copy(target_node, value, dest)
+
+    def _update_in_place(self, dest: View, value: View) -> bool:
+        """Let the kernel that computes a shared tensor's new value write it straight into the
+        tensor's storage (no staging buffer, no copy).  Safe when no later kernel reads the old
+        value and that kernel reads the old value only at the element it writes."""
+        buf = value.buffer
+        if buf.kind != "work" or not value.is_contiguous() or not dest.is_contiguous():
+            return False
+        writers = [k for k, kernel in enumerate(self.kernels) if buf in kernel.writes]
+        if len(writers) != 1 or not isinstance(self.kernels[writers[0]], LoopKernel):
+            return False
+        k = writers[0]
+        kernel = self.kernels[k]
+        if len(kernel.stores) != 1 or kernel.stores[0][0].buffer is not buf:
+            return False
+        if any(dest.buffer in later.reads for later in self.kernels[k + 1:]):
+            return False
+        store_view = kernel.stores[0][0]
+        for load in kernel.loads:
+            if load.view.buffer is dest.buffer and not (
+                    load.view.offset == store_view.offset and
+                    list(load.view.strides) == list(store_view.strides)):
+                return False
+        for later in self.kernels[k:]:
+            later.reads = [dest.buffer if b is buf else b for b in later.reads]
+            later.writes = [dest.buffer if b is buf else b for b in later.writes]
+            for load in getattr(later, "loads", []):
+                if load.view.buffer is buf:
+                    load.view = View(dest.buffer, load.view.offset, load.view.shape,
+                                     load.view.strides)
+            if isinstance(later, LoopKernel):
+                later.stores = [(View(dest.buffer, v.offset, v.shape, v.strides)
+                                 if v.buffer is buf else v, var) for v, var in later.stores]
+            for attr in ("a", "b", "c"):
+                view = getattr(later, attr, None)
+                if isinstance(view, View) and view.buffer is buf:
+                    setattr(later, attr, View(dest.buffer, view.offset, view.shape,
+                                              view.strides))
+            if isinstance(later, SpecialKernel) and any(b is buf for b in later.reads):
+                return False  # its parameters hold rendered pointers: leave it as it is
+        self.buffers.remove(buf)
+        return True
 
     def _store_value(self, node, value, target: View):
         if isinstance(value, View):
@@ -420,6 +486,21 @@ class Schedule:
 
 
 # ---------------------------------------------------------------------- view rules
+def _is_one(d: Poly) -> bool:
+    return d.is_const and d.value == 1
+
+
+def _reshape_unit_dims(view: View, shape) -> View | None:
+    """A reshape that only inserts or drops unit dims keeps any view's strides."""
+    kept = [(d, s) for d, s in zip(view.shape, view.strides) if not _is_one(d)]
+    if [d for d, _ in kept] != [d for d in shape if not _is_one(d)]:
+        return None
+    strides, it = [], iter(kept)
+    for d in shape:
+        strides.append(Poly.const(0) if _is_one(d) else next(it)[1])
+    return View(view.buffer, view.offset, tuple(shape), tuple(strides))
+
+
 def _reshape(s: Schedule, node, view: View) -> View:
     shape = s.shape_of(node)
     return View(view.buffer, view.offset, shape, row_major_strides(shape))

@@ -1,0 +1,37 @@
+"""Stabilizing and grouping rewrites: the chain a user (or a textbook) writes becomes the one op
+whose kernel and gradient are safe at extreme inputs.  Applied by `sg.grad` before it
+differentiates, so the adjoint of a grouped op is that op's own rule (sigmoid: g*s*(1-s))."""
+from __future__ import annotations
+
+from .. import api as sg
+from .rewrite import Rule
+
+
+STABILIZE = [
+    # 1 / (1 + exp(-x)), and exp(x) / (1 + exp(x))  ->  sigmoid(x)
+    Rule("sigmoid_from_gates", ("div", 1, ("add", 1, ("exp", ("neg", "x")))),
+         lambda n, x: sg.sigmoid(x)),
+    Rule("sigmoid_from_reciprocal", ("reciprocal", ("add", 1, ("exp", ("neg", "x")))),
+         lambda n, x: sg.sigmoid(x)),
+    Rule("sigmoid_from_ratio", ("div", ("exp", "x"), ("add", 1, ("exp", "x"))),
+         lambda n, x: sg.sigmoid(x)),
+    # log(sigmoid(x)) = -softplus(-x), and log(1 - sigmoid(x)) = log(sigmoid(-x)) = -softplus(x).
+    # 1 - sigmoid(x) is rewritten to sigmoid(-x) only under a log: elsewhere (the sigmoid's own
+    # adjoint s*(1-s)) reusing s is cheaper than a second exp.
+    Rule("log_sigmoid", ("log", ("sigmoid", "x")), lambda n, x: -sg.softplus(-x)),
+    Rule("log_one_minus_sigmoid", ("log", ("sub", 1, ("sigmoid", "x"))),
+         lambda n, x: -sg.softplus(x)),
+    # log(1 + exp(x)) = softplus(x)
+    Rule("softplus_from_gates", ("log", ("add", 1, ("exp", "x"))), lambda n, x: sg.softplus(x)),
+    Rule("softplus_from_log1p", ("log1p", ("exp", "x")), lambda n, x: sg.softplus(x)),
+    # log(1 + x) -> log1p(x); exp(x) - 1 -> expm1(x)
+    Rule("log1p", ("log", ("add", 1, "x")), lambda n, x: sg.log1p(x)),
+    Rule("expm1", ("sub", ("exp", "x"), 1), lambda n, x: sg.expm1(x)),
+    # log(softmax(x)) -> log_softmax(x)
+    Rule("log_softmax", ("log", ("softmax", "x")),
+         lambda n, x: sg.log_softmax(x, axis=n.inputs[0].attr["axis"])),
+    # log(sum(exp(x))) -> logsumexp(x), shifted by the max
+    Rule("logsumexp", ("log", ("sum", ("exp", "x"))),
+         lambda n, x: sg.logsumexp(x, axis=n.inputs[0].attr["axes"],
+                                   keepdims=n.inputs[0].attr["keepdims"])),
+]
