@@ -159,6 +159,50 @@ class Function:
     def kernels(self):
         return self._program.kernels
 
+    def report(self, **dims) -> str:
+        """The kernels, the graph nodes each computes, the bytes each moves and the workspace,
+        for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1)."""
+        values = [1] * self._n_dims
+        for sym, slot in self.sym_slots.items():
+            values[slot] = int(dims.get(sym.name, dims.get(str(sym), 1)))
+        bound = ", ".join(f"{s}={values[i]}" for s, i in self.sym_slots.items()) or "static"
+        lines = [f"{len(self.kernels)} kernels, backend={self.backend}, opt_level="
+                 f"{self.opt_level} ({bound})"]
+        total = 0
+        for k in self.kernels:
+            moved = k.bytes_moved(values)
+            total += moved
+            nodes = ", ".join(f"%{n.id} {n.op}" for n in k.nodes)
+            lines.append(f"  {k.name:40s} {moved:>12,d} B  {nodes}")
+        ws = self._program.workspace_bytes(values) if hasattr(self._program,
+                                                              "workspace_bytes") else 0
+        lines.append(f"total moved {total:,d} B; workspace {ws:,d} B")
+        text = "\n".join(lines)
+        print(text)
+        return text
+
+    def to_dot(self) -> str:
+        """Graphviz DOT of the optimized graph, each kernel drawn as a cluster of its nodes."""
+        lines = ["digraph symgrad {", "  rankdir=TB; node [shape=box, fontsize=10];"]
+        placed = set()
+        for i, k in enumerate(self.kernels):
+            lines.append(f'  subgraph cluster_{i} {{ label="{k.name}"; style=rounded; '
+                         'color=steelblue;')
+            for n in k.nodes:
+                placed.add(n.id)
+                lines.append(f'    n{n.id} [label="%{n.id} {n.op}\\n{shape_str(n.shape)} '
+                             f'{n.dtype.name}"];')
+            lines.append("  }")
+        for n in self.graph.nodes:
+            if n.id not in placed:
+                label = n.name or n.op
+                lines.append(f'  n{n.id} [label="%{n.id} {label}\\n{shape_str(n.shape)}", '
+                             'style=dashed];')
+            for i in n.inputs:
+                lines.append(f"  n{i.id} -> n{n.id};")
+        lines.append("}")
+        return "\n".join(lines)
+
     # ------------------------------------------------------------------ calling
     def bind(self, arrays):
         """The call's arrays, validated (and made C-contiguous), and the symbolic dims' values.

@@ -25,6 +25,14 @@ class KernelInfo:
         self.name = kernel.name
         self.nodes = list(kernel.nodes)
         self.kind = type(kernel).__name__.replace("Kernel", "").lower()
+        seen = {}
+        for buf in kernel.reads + kernel.writes:
+            seen[id(buf)] = buf
+        self._buffers = list(seen.values())
+
+    def bytes_moved(self, dims) -> int:
+        """Bytes of the buffers this kernel reads and writes (each counted once)."""
+        return sum(b.size.evaluate(dims) * b.dtype.itemsize for b in self._buffers)
 
     def __repr__(self):
         nodes = ", ".join(f"%{n.id} {n.op}" for n in self.nodes)
@@ -110,6 +118,9 @@ class CProgram:
         for k, d in enumerate(dims):
             self._dims[k] = d
         return self.lib.sg_run(args, self._dims, self._ws_ptr)
+
+    def workspace_bytes(self, dims) -> int:
+        return c_render.workspace_layout(self.slots, dims)[1]
 
     def _raise(self, status):
         n = len(self._errors)

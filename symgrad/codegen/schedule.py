@@ -197,7 +197,7 @@ class Schedule:
         for node in reversed(self.nodes):
             op = OPS[node.op]
             group[node.id] = node.id
-            if op.kind != "elementwise" or not self.fuse or node.id in self.root_ids:
+            if op.kind != "elementwise" or not self.fuse:
                 continue
             users = self.consumers[node.id]
             targets = set()
@@ -206,7 +206,8 @@ class Schedule:
                 if kind == "elementwise" and resolve_shape(user.shape) == \
                         resolve_shape(node.shape):
                     targets.add(group[user.id])
-                elif kind == "reduce" and user.op != "logsumexp" and len(users) == 1:
+                elif kind == "reduce" and user.op != "logsumexp" and len(users) == 1 and \
+                        node.id not in self.root_ids:
                     targets.add(user.id)
                 else:
                     targets.add(None)
@@ -253,7 +254,9 @@ class Schedule:
         return target
 
     def kernel_name(self, kind, node) -> str:
-        return self.unique(f"k{len(self.kernels)}_{kind}_{node.name or node.op}")
+        label = node.name or node.op
+        return self.unique(f"k{len(self.kernels)}_{kind}" if label == kind
+                           else f"k{len(self.kernels)}_{kind}_{label}")
 
     # ------------------------------------------------------------------ element-wise loops
     def expression(self, node, kernel: LoopKernel, loop_shape, cache: dict):
@@ -295,10 +298,25 @@ class Schedule:
             kernel.nodes.append(node)
         else:
             self.values.pop(node.id, None)  # computed here, not loaded
-            var = self.expression(node, kernel, target.shape, {})
+            cache = {}
+            var = self.expression(node, kernel, target.shape, cache)
+            self._store_fused_roots(kernel, node, cache)
         kernel.stores.append((target, var))
         kernel.writes.append(target.buffer)
         self.kernels.append(kernel)
+
+    def _store_fused_roots(self, kernel, root, cache):
+        """Outputs and new values computed inside another node's loop are stored from it too
+        (multi-output fusion: s and g*s*(1-s) in one pass)."""
+        for node in kernel.nodes:
+            if node is root or node.id not in self.root_ids:
+                continue
+            if isinstance(self.values.get(node.id), View):
+                continue
+            target = self.target_for(node)
+            kernel.stores.append((target, cache[node.id]))
+            kernel.writes.append(target.buffer)
+            self.values[node.id] = target
 
     # ------------------------------------------------------------------ views
     def _view_op(self, node):
@@ -446,11 +464,12 @@ class Schedule:
             return False
         k = writers[0]
         kernel = self.kernels[k]
-        if len(kernel.stores) != 1 or kernel.stores[0][0].buffer is not buf:
+        stores = [view for view, _ in kernel.stores if view.buffer is buf]
+        if len(stores) != 1 or any(view.buffer is dest.buffer for view, _ in kernel.stores):
             return False
         if any(dest.buffer in later.reads for later in self.kernels[k + 1:]):
             return False
-        store_view = kernel.stores[0][0]
+        store_view = stores[0]
         for load in kernel.loads:
             if load.view.buffer is dest.buffer and not (
                     load.view.offset == store_view.offset and

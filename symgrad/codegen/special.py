@@ -61,6 +61,15 @@ def cross_entropy(s, node):
                 error=f"softmax_cross_entropy %{node.id}: a label is outside [0, {classes})")
 
 
+def cross_entropy_grad(s, node):
+    logits, labels, g = (s.contiguous(i) for i in node.inputs)
+    rows = product(s.shape_of(node)[:-1])
+    classes = s.shape_of(node)[-1]
+    return emit(s, node, "softmax_cross_entropy_grad", [logits, labels, g], s.target_for(node),
+                rows=rows.c(), classes=classes.c(),
+                error=f"softmax_cross_entropy %{node.id}: a label is outside [0, {classes})")
+
+
 def take(s, node):
     x, idx = (s.contiguous(i) for i in node.inputs)
     axis = node.attr["axis"]
@@ -120,7 +129,8 @@ def unslice(s, node):
 
 
 RULES = {"softmax": row_op, "log_softmax": row_op, "logsumexp": logsumexp,
-         "softmax_cross_entropy": cross_entropy, "take": take, "scatter_add": scatter_add,
+         "softmax_cross_entropy": cross_entropy,
+         "softmax_cross_entropy_grad": cross_entropy_grad, "take": take, "scatter_add": scatter_add,
          "one_hot": one_hot, "concatenate": concatenate, "unslice": unslice}
 
 __all__ = ["RULES", "Poly"]

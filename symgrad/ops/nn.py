@@ -85,7 +85,31 @@ class SoftmaxCrossEntropy(Op):
 
     def grad(self, node, g):
         logits, labels = node.inputs
+        return [sg.apply("softmax_cross_entropy_grad", logits, labels, g), None]
+
+
+@register
+class SoftmaxCrossEntropyGrad(Op):
+    """(softmax(logits) - onehot(labels)) * g[..., None]: the adjoint of softmax_cross_entropy,
+    one pass over the logits."""
+    name, kind = "softmax_cross_entropy_grad", "special"
+
+    def infer(self, inputs, attrs):
+        logits = inputs[0]
+        return logits._shape, logits.dtype
+
+    def numpy(self, attrs, logits, labels, g):
         classes = logits.shape[-1]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise IndexError(f"softmax_cross_entropy: label out of range [0, {classes})")
+        probs = np.exp(_stable_log_softmax(logits, -1))
+        onehot = labels[..., None] == np.arange(classes)
+        return ((probs - onehot) * g[..., None]).astype(logits.dtype)
+
+    def grad(self, node, h):
+        logits, labels, g = node.inputs
         probs = sg.softmax(logits, axis=-1)
-        onehot = sg.one_hot(labels, classes, dtype=logits.dtype)
-        return [(probs - onehot) * sg.expand_dims(g, -1), None]
+        onehot = sg.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+        upstream = h * sg.expand_dims(g, -1)
+        d_logits = probs * (upstream - sg.sum(upstream * probs, axis=-1, keepdims=True))
+        return [d_logits, None, sg.sum(h * (probs - onehot), axis=-1)]
