@@ -22,13 +22,17 @@ class InputError(TypeError, ValueError):
 class Graph:
     """A graph's outputs and its nodes in order; prints one line per node."""
 
-    def __init__(self, outputs, labels=()):
+    def __init__(self, outputs):
         self.outputs = list(outputs)
         self.nodes = topo_sort(self.outputs)
-        self.labels = labels
+        self.ids = {node.id: i for i, node in enumerate(self.nodes)}
+
+    def label(self, node) -> str:
+        """`%k op`, with the number the printed graph and the generated source use."""
+        return f"%{self.ids.get(node.id, node.id)} {node.op}"
 
     def __str__(self):
-        return format_graph(self.outputs)
+        return format_graph(self.outputs, self.ids)
 
     __repr__ = __str__
 
@@ -172,7 +176,7 @@ class Function:
         for k in self.kernels:
             moved = k.bytes_moved(values)
             total += moved
-            nodes = ", ".join(f"%{n.id} {n.op}" for n in k.nodes)
+            nodes = ", ".join(self.graph.label(n) for n in k.nodes)
             lines.append(f"  {k.name:40s} {moved:>12,d} B  {nodes}")
         ws = self._program.workspace_bytes(values) if hasattr(self._program,
                                                               "workspace_bytes") else 0
@@ -190,13 +194,14 @@ class Function:
                          'color=steelblue;')
             for n in k.nodes:
                 placed.add(n.id)
-                lines.append(f'    n{n.id} [label="%{n.id} {n.op}\\n{shape_str(n.shape)} '
+                lines.append(f'    n{n.id} [label="{self.graph.label(n)}\\n{shape_str(n.shape)} '
                              f'{n.dtype.name}"];')
             lines.append("  }")
         for n in self.graph.nodes:
             if n.id not in placed:
                 label = n.name or n.op
-                lines.append(f'  n{n.id} [label="%{n.id} {label}\\n{shape_str(n.shape)}", '
+                lines.append(f'  n{n.id} [label="{self.graph.label(n)} {label}\\n'
+                             f'{shape_str(n.shape)}", '
                              'style=dashed];')
             for i in n.inputs:
                 lines.append(f"  n{i.id} -> n{n.id};")

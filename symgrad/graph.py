@@ -281,18 +281,20 @@ def format_attrs(node) -> str:
     return ", ".join(parts)
 
 
-def format_graph(outputs, names=None) -> str:
-    """One line per node: `%id = op(inputs; attrs) : shape dtype   # name / user site`."""
+def format_graph(outputs, ids=None) -> str:
+    """One line per node: `%id = op(inputs; attrs) : shape dtype   # name`.  `ids` maps node ids
+    to the numbers to print (a compiled function numbers its nodes 0, 1, ... in order)."""
     outputs = list(outputs)
     lines = []
+    num = (lambda n: ids[n.id]) if ids else (lambda n: n.id)
     for node in topo_sort(outputs):
-        args = ", ".join(f"%{i.id}" for i in node.inputs)
+        args = ", ".join(f"%{num(i)}" for i in node.inputs)
         attrs = format_attrs(node)
         inner = "; ".join(p for p in (args, attrs) if p)
         label = f"  # {node.name}" if node.name else ""
-        lines.append(f"%{node.id} = {node.op}({inner}) : {shape_str(node.shape)} "
+        lines.append(f"%{num(node)} = {node.op}({inner}) : {shape_str(node.shape)} "
                      f"{node.dtype.name}{label}")
-    outs = ", ".join(f"%{o.id}" for o in outputs)
+    outs = ", ".join(f"%{num(o)}" for o in outputs)
     lines.append(f"return {outs}")
     return "\n".join(lines)
 

@@ -309,3 +309,16 @@ def test_random_graphs_and_gradients_match_numpy(spec, seed):
     for r, g in zip(ref, got):
         scale = max(1.0, float(np.max(np.abs(r))))
         np.testing.assert_allclose(g, r, rtol=2e-5, atol=2e-5 * scale)
+
+
+def test_the_same_graph_built_twice_compiles_once():
+    def build_fn():
+        x = sg.placeholder("x", (None, 6))
+        w = sg.shared(np.ones((6, 2), np.float32), name="w")
+        return sg.function([x], sg.sigmoid(x @ w) * 2)
+
+    build_fn()
+    runs = build.compiler_runs
+    f = build_fn()
+    assert build.compiler_runs == runs
+    np.testing.assert_allclose(f(np.zeros((3, 6), np.float32)), np.ones((3, 2)))

@@ -21,8 +21,9 @@ class KernelError(RuntimeError):
 
 
 class KernelInfo:
-    def __init__(self, kernel):
+    def __init__(self, kernel, ids):
         self.name = kernel.name
+        self.ids = ids
         self.nodes = list(kernel.nodes)
         self.kind = type(kernel).__name__.replace("Kernel", "").lower()
         seen = {}
@@ -35,7 +36,7 @@ class KernelInfo:
         return sum(b.size.evaluate(dims) * b.dtype.itemsize for b in self._buffers)
 
     def __repr__(self):
-        nodes = ", ".join(f"%{n.id} {n.op}" for n in self.nodes)
+        nodes = ", ".join(f"%{self.ids[n.id]} {n.op}" for n in self.nodes)
         return f"<kernel {self.name}: {nodes}>"
 
 
@@ -58,7 +59,7 @@ class CProgram:
                                           link_blas=uses_blas)
         self.ffi, self.lib = self.library.ffi, self.library.lib
         self.graph = Graph(schedule.roots)
-        self.kernels = [KernelInfo(k) for k in schedule.kernels]
+        self.kernels = [KernelInfo(k, schedule.ids) for k in schedule.kernels]
         self._errors = [k.error or f"kernel {k.name} failed" for k in schedule.kernels]
 
         ffi = self.ffi
@@ -126,7 +127,7 @@ class CProgram:
         n = len(self._errors)
         if status > n:
             k = self.kernels[status - n - 1]
-            nodes = ", ".join(f"%{node.id} {node.op}" for node in k.nodes)
+            nodes = ", ".join(f"%{k.ids[node.id]} {node.op}" for node in k.nodes)
             raise FloatingPointError(f"check_finite: kernel {k.name} ({nodes}) produced NaN or "
                                      "Inf")
         raise KernelError(self._errors[status - 1])

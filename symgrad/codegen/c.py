@@ -199,7 +199,7 @@ def gemm_plan(k: GemmKernel) -> dict:
 def render(schedule, slots, n_dims: int, check_finite=False, target="c") -> str:
     kernels = []
     for index, kernel in enumerate(schedule.kernels):
-        entry = {"k": kernel, "name": kernel.name, "comment": kernel.comment,
+        entry = {"k": kernel, "name": kernel.name, "comment": kernel.comment(schedule.ids),
                  "buffers": kernel_buffers(kernel), "code": index + 1,
                  "fails": bool(kernel.error)}
         if isinstance(kernel, LoopKernel):

@@ -86,10 +86,11 @@ class Kernel:
     writes: list = field(default_factory=list)   # buffers written
     error: str = ""               # message of the failure this kernel can report
 
-    @property
-    def comment(self) -> str:
+    def comment(self, ids: dict) -> str:
+        """The nodes this kernel computes, numbered as in the function's printed graph (never
+        by global node ids: the same graph built twice must give the same source)."""
         from ..graph import shape_str
-        parts = [f"%{n.id} {n.op}{' ' + n.name if n.name else ''} {shape_str(n.shape)}"
+        parts = [f"%{ids[n.id]} {n.op}{' ' + n.name if n.name else ''} {shape_str(n.shape)}"
                  for n in self.nodes]
         return "; ".join(parts)
 

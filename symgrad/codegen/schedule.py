@@ -87,6 +87,7 @@ class Schedule:
         self._names: set[str] = set()
         self.roots = fn.outputs + [v for _, v in fn.updates]
         self.nodes = topo_sort(self.roots)
+        self.ids = {n.id: i for i, n in enumerate(self.nodes)}  # stable numbering for the source
         self.consumers: dict[int, list] = {n.id: [] for n in self.nodes}
         for n in self.nodes:
             for i in n.inputs:
@@ -126,7 +127,7 @@ class Schedule:
         return name
 
     def buffer(self, node, kind, arg=-1, data=None, label=None) -> Buffer:
-        label = label or node.name or f"{node.op}{node.id}"
+        label = label or node.name or f"{node.op}{self.ids[node.id]}"
         buf = Buffer(self.unique(label), node.dtype, product(self.shape_of(node)), kind, arg,
                      data)
         self.buffers.append(buf)
@@ -160,7 +161,7 @@ class Schedule:
             if array.size == 1:
                 return Literal(literal_text(array.reshape(-1)[0], node.dtype), node.dtype)
             buf = self.buffer(node, "const", data=np.ascontiguousarray(array),
-                              label=f"const{node.id}")
+                              label=f"const{self.ids[node.id]}")
             return View.whole(buf, self.shape_of(node))
         if node.op == "placeholder":
             raise CodegenError(f"placeholder {node.name!r} is not among the inputs")
@@ -186,7 +187,8 @@ class Schedule:
         from . import special
         rule = special.RULES.get(node.op)
         if rule is None:
-            raise CodegenError(f"the C backend cannot compile op {node.op!r} (node %{node.id})")
+            raise CodegenError(f"the C backend cannot compile op {node.op!r} "
+                               f"(node %{self.ids[node.id]})")
         return rule(self, node)
 
     def _plan_fusion(self) -> dict:
@@ -244,7 +246,7 @@ class Schedule:
 
     def _copy(self, node, view: View, target: View | None = None) -> View:
         target = target or View.whole(self.buffer(node, "work", label=f"{node.name or node.op}"
-                                                  f"{node.id}_copy"), view.shape)
+                                                  f"{self.ids[node.id]}_copy"), view.shape)
         kernel = LoopKernel(self.kernel_name("copy", node), [node], shape=target.shape)
         kernel.loads.append(Load("v0", view.broadcast(target.shape)))
         kernel.reads.append(view.buffer)
@@ -399,7 +401,8 @@ class Schedule:
         kernel.a = self._batch_view(a_mat, out_shape)
         kernel.b = self._batch_view(b_mat, out_shape)
         kernel.c = c
-        kernel.error = f"matmul %{node.id}: a dim exceeds the 32-bit range of the BLAS"
+        kernel.error = (f"matmul %{self.ids[node.id]}: a dim exceeds the 32-bit range of "
+                        "the BLAS")
         self.kernels.append(kernel)
         self.values[node.id] = c
         return c

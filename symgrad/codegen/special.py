@@ -58,7 +58,7 @@ def cross_entropy(s, node):
     classes = s.shape_of(node.inputs[0])[-1]
     return emit(s, node, "softmax_cross_entropy", [logits, labels], s.target_for(node),
                 rows=rows.c(), classes=classes.c(),
-                error=f"softmax_cross_entropy %{node.id}: a label is outside [0, {classes})")
+                error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is outside [0, {classes})")
 
 
 def cross_entropy_grad(s, node):
@@ -67,7 +67,7 @@ def cross_entropy_grad(s, node):
     classes = s.shape_of(node)[-1]
     return emit(s, node, "softmax_cross_entropy_grad", [logits, labels, g], s.target_for(node),
                 rows=rows.c(), classes=classes.c(),
-                error=f"softmax_cross_entropy %{node.id}: a label is outside [0, {classes})")
+                error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is outside [0, {classes})")
 
 
 def take(s, node):
@@ -77,7 +77,7 @@ def take(s, node):
     m = product(s.shape_of(node.inputs[1]))
     return emit(s, node, "take", [x, idx], s.target_for(node), outer=outer.c(), n=n.c(),
                 inner=inner.c(), m=m.c(),
-                error=f"take %{node.id}: an index is out of range for axis {axis} of size {n}")
+                error=f"take %{s.ids[node.id]}: an index is out of range for axis {axis} of size {n}")
 
 
 def scatter_add(s, node):
@@ -87,7 +87,7 @@ def scatter_add(s, node):
     m = product(s.shape_of(node.inputs[1]))
     return emit(s, node, "scatter_add", [g, idx], s.target_for(node), outer=outer.c(), n=n.c(),
                 inner=inner.c(), m=m.c(),
-                error=f"scatter_add %{node.id}: an index is out of range for axis {axis}")
+                error=f"scatter_add %{s.ids[node.id]}: an index is out of range for axis {axis}")
 
 
 def one_hot(s, node):
