@@ -14,6 +14,7 @@
 #else
 static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_num_threads(void) { return 1; }
 #endif
 
 #if defined(SG_USE_MVEC) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)

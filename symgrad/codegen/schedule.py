@@ -382,7 +382,8 @@ class Schedule:
             result = f"({out_t})(acc / (double){count.c()})"
         return {"argmax": False, "acc_type": acc_type, "identity": identity,
                 "combine": op.c_combine.format(acc="acc", v=f"({acc_type}){var}"),
-                "merge": op.c_combine.format(acc="acc", v="parts[t]"), "result": result}
+                "merge": op.c_combine.format(acc="acc", v="parts[t]"), "result": result,
+                "simd": node.op in ("sum", "mean")}
 
     # ------------------------------------------------------------------ matrix products
     def _gemm(self, node):
