@@ -5,6 +5,7 @@ from .api import *  # noqa: F401,F403
 from .api import (abs, max, min, sum, placeholder, constant, shared, apply)  # noqa: A004
 from .autodiff import grad, gradcheck, GradcheckError
 from .function import Function, function, InputError
+from .layers import conv2d, max_pool2d, avg_pool2d, layer_norm, scaled_dot_product_attention
 from . import init, optim
 
 __version__ = "0.1.0"
