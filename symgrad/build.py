@@ -98,15 +98,9 @@ def blas_info() -> dict | None:
 @functools.lru_cache(maxsize=None)  # the package does not move during a process
 def _csrc_dir() -> pathlib.Path | None:
     """The runtime headers: package symgrad.csrc when installed, else <repo>/csrc."""
-    try:
-        import importlib.resources
-        p = pathlib.Path(str(importlib.resources.files("symgrad.csrc")))
-        if p.is_dir():
-            return p
-    except (ImportError, TypeError, ValueError):
-        pass
-    p = pathlib.Path(__file__).resolve().parent.parent / "csrc"
-    return p if p.is_dir() else None
+    from .resources import resource_dir
+    path = resource_dir("csrc")
+    return pathlib.Path(path) if path else None
 
 
 def _find_c_compiler() -> list[str]:

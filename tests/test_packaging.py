@@ -22,7 +22,9 @@ def test_every_subpackage_is_listed_in_pyproject():
 
 
 def test_templates_and_headers_are_installed():
-    from symgrad.codegen.c import resource_dir
+    from symgrad import build
+    from symgrad.resources import resource_dir
+    assert build._csrc_dir() is not None and (build._csrc_dir() / "symgrad_runtime.h").is_file()
     templates = pathlib.Path(resource_dir("templates"))
     csrc = pathlib.Path(resource_dir("csrc"))
     for name in ("c/step.c.j2", "c/loops.c.j2", "c/special.c.j2"):

@@ -137,7 +137,7 @@ def _load_trampoline():
     """The CPython call trampoline (csrc/symgrad_call.c), or None where it cannot be built (no
     Python headers): calls then go through cffi, a few microseconds slower."""
     from .. import build
-    from ..codegen.c import resource_dir
+    from ..resources import resource_dir
     try:
         with open(os.path.join(resource_dir("csrc"), "symgrad_call.c")) as f:
             return build.load_extension("_symgrad_call", f.read())

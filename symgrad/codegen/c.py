@@ -8,28 +8,16 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 
 import jinja2
 
 from .kernels import Buffer, GemmKernel, LoopKernel, SpecialKernel, View
+from ..resources import resource_dir
 from .poly import Poly, product
 
 # Below this many elements a loop runs on one thread: waking the team costs more than it saves.
 PARALLEL_MIN_WORK = 32768
 ALIGN = 64
-
-
-def resource_dir(name: str) -> str:
-    """A data folder shipped with the package (`templates`, `csrc`), or the repo's copy."""
-    try:
-        path = resources.files(f"symgrad.{name}")
-        if path.is_dir():
-            return str(path)
-    except (ModuleNotFoundError, TypeError):
-        pass
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(here, name)
 
 
 @functools.lru_cache(maxsize=None)
