@@ -23,6 +23,8 @@ import subprocess
 import sys
 import sysconfig
 
+import ctypes
+
 import cffi
 
 __all__ = ["CompileError", "NoCompilerError", "Library", "load_library", "cache_dir", "blas_info"]
@@ -247,11 +249,13 @@ class Library:
 _opened: dict[str, tuple[int, int]] = {}  # path -> (st_dev, st_ino) of the file dlopen'd there
 
 
-def _dlopen(ffi: cffi.FFI, so: pathlib.Path):
+def _dlopen(ffi, so: pathlib.Path):
+    """dlopen through cffi (`ffi` with the cdef), or through ctypes when `ffi` is None (no cdef
+    to parse: importing cffi's parser is most of a warm start in a new process)."""
     path, st = str(so), os.stat(so)
     ident = (st.st_dev, st.st_ino)
     if _opened.get(path, ident) == ident:  # first open, or the very file already mapped
-        lib = ffi.dlopen(path)
+        lib = ffi.dlopen(path) if ffi is not None else ctypes.CDLL(path)
         _opened[path] = ident
         return lib
     alias = so.with_name(f"{so.stem}.{os.getpid()}.{secrets.token_hex(4)}.load.so")
@@ -260,7 +264,7 @@ def _dlopen(ffi: cffi.FFI, so: pathlib.Path):
             os.link(so, alias)
         except OSError:  # a filesystem without hard links: a copy is as good
             shutil.copyfile(so, alias)
-        return ffi.dlopen(str(alias))
+        return ffi.dlopen(str(alias)) if ffi is not None else ctypes.CDLL(str(alias))
     finally:
         alias.unlink(missing_ok=True)
 
@@ -303,15 +307,16 @@ def _toolchain(language: str, link_blas: bool):
     return argv, flags, includes, libs, ext, blas_lib
 
 
-def load_library(source: str, cdef: str, *, language: str = "c",
+def load_library(source: str, cdef: str | None, *, language: str = "c",
                  link_blas: bool = False) -> Library:
-    """Compile `source` (or find it in the cache) and dlopen it with `cdef` declared."""
+    """Compile `source` (or find it in the cache) and dlopen it with `cdef` declared (through
+    cffi), or with `cdef=None` through ctypes (`lib` is then a ctypes.CDLL)."""
     if language not in ("c", "cuda"):
         raise ValueError(f'language must be "c" or "cuda", not {language!r}')
     argv, flags, includes, libs, ext, blas_lib = _toolchain(language, link_blas)
-    ffi = _ffi_for(cdef)
+    ffi = _ffi_for(cdef) if cdef is not None else None
     lib, so, key, compiled = _cached_build(
-        source, (cdef, language, blas_lib), argv, flags + includes, libs, ext, language,
+        source, (cdef or "", language, blas_lib), argv, flags + includes, libs, ext, language,
         lambda path: _dlopen(ffi, path))
     return Library(ffi, lib, str(so), key, compiled)
 

@@ -322,3 +322,18 @@ def test_the_same_graph_built_twice_compiles_once():
     f = build_fn()
     assert build.compiler_runs == runs
     np.testing.assert_allclose(f(np.zeros((3, 6), np.float32)), np.ones((3, 2)))
+
+
+def test_cffi_call_path_without_the_trampoline(monkeypatch):
+    from symgrad.backends import c_backend
+    monkeypatch.setattr(c_backend, "_trampoline", None)
+    x = sg.placeholder("x", (None, 3))
+    labels = sg.placeholder("labels", (None,), dtype="int64")
+    f = sg.function([x, labels], [sg.cross_entropy(x, labels), x * 2])
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    loss, doubled = f(a, np.array([0, 2]))
+    ref = sg.function([x, labels], sg.cross_entropy(x, labels), backend="numpy")(a, np.array([0, 2]))
+    assert loss == pytest.approx(float(ref), rel=1e-6)
+    np.testing.assert_array_equal(doubled, a * 2)
+    with pytest.raises(KernelError):
+        f(a, np.array([0, 3]))

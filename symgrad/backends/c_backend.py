@@ -2,6 +2,7 @@
 cache), and run a whole step with one foreign call per Function call."""
 from __future__ import annotations
 
+import ctypes
 import os
 
 import numpy as np
@@ -55,32 +56,31 @@ class CProgram:
         self.source = c_render.render(schedule, self.slots, len(fn.sym_slots),
                                       check_finite=self.check_finite, target=self.language)
         uses_blas = "SG_USE_BLAS" in self.source
-        self.library = build.load_library(self.source, CDEF, language=self.language,
-                                          link_blas=uses_blas)
-        self.ffi, self.lib = self.library.ffi, self.library.lib
+        # with the trampoline, the step is called by address: no cdef to parse (ctypes opens it)
+        self.library = build.load_library(self.source, None if _trampoline else CDEF,
+                                          language=self.language, link_blas=uses_blas)
         self.graph = Graph(schedule.roots)
         self.kernels = [KernelInfo(k, schedule.ids) for k in schedule.kernels]
         self._errors = [k.error or f"kernel {k.name} failed" for k in schedule.kernels]
-
-        ffi = self.ffi
-        self._args = ffi.new("void *[]", max(1, schedule.n_args))
-        self._dims = ffi.new("int64_t[]", max(1, len(fn.sym_slots)))
         self._n_inputs = len(fn.inputs)
-        self._n_outputs = len(fn.outputs)
-        # shared storage never moves (set_value copies in place), so its pointers are set once
+        # the entry point's void *args[]: inputs and outputs are written per call; shared
+        # storage never moves (set_value copies in place), so its pointers are set once here
+        self._args = np.zeros(max(1, schedule.n_args), np.uintp)
         self._keep = []
         for buf, node in zip([b for b in schedule.args if b.kind == "shared"],
                              schedule.shared_nodes):
             array = node.attr["storage"].array
             self._keep.append(array)
-            self._args[buf.arg] = ffi.cast("void *", array.ctypes.data)
+            self._args[buf.arg] = array.ctypes.data
+        self._args_address = self._args.ctypes.data
+        if _trampoline:
+            self._run_address = ctypes.cast(self.library.lib.sg_run, ctypes.c_void_p).value
+        else:
+            self.ffi, self.lib = self.library.ffi, self.library.lib
         self._out_dtypes = [node.dtype for node in fn.outputs]
         self._layout_cache: dict[tuple, tuple] = {}
         self._workspace = np.empty(0, np.uint8)
-        self._ws_ptr = ffi.NULL
         self._ws_address = 0
-        self._run_address = int(ffi.cast("intptr_t", self.lib.sg_run))
-        self._args_address = int(ffi.cast("intptr_t", self._args))
 
     # ------------------------------------------------------------------ per call
     def _layout(self, dims):
@@ -94,7 +94,6 @@ class CProgram:
                 self._layout_cache[key] = layout
             if total > self._workspace.size:
                 self._workspace = np.empty(total, np.uint8)
-                self._ws_ptr = self.ffi.cast("char *", self._workspace.ctypes.data)
                 self._ws_address = self._workspace.ctypes.data
         return layout
 
@@ -112,13 +111,15 @@ class CProgram:
         return outs
 
     def _run_cffi(self, arrays, dims, outs):
-        """The same call through cffi objects (when the trampoline cannot be built)."""
-        args, from_buffer = self._args, self.ffi.from_buffer
+        """The same call through cffi (when the trampoline cannot be built)."""
+        ffi = self.ffi
         for i, a in enumerate(list(arrays) + list(outs)):
-            args[i] = from_buffer(a)
+            self._args[i] = a.ctypes.data
+        c_dims = ffi.new("int64_t[]", max(1, len(dims)))
         for k, d in enumerate(dims):
-            self._dims[k] = d
-        return self.lib.sg_run(args, self._dims, self._ws_ptr)
+            c_dims[k] = d
+        return self.lib.sg_run(ffi.cast("void **", self._args_address), c_dims,
+                               ffi.cast("char *", self._ws_address))
 
     def workspace_bytes(self, dims) -> int:
         return c_render.workspace_layout(self.slots, dims)[1]
