@@ -6,7 +6,8 @@ from .api import (abs, max, min, sum, placeholder, constant, shared, apply)  # n
 from .autodiff import grad, gradcheck, GradcheckError
 from .function import Function, function, InputError
 from .layers import conv2d, max_pool2d, avg_pool2d, layer_norm, scaled_dot_product_attention
-from . import init, optim
+from . import init, optim, random
+from .random import dropout
 from .params import save_params, load_params
 
 __version__ = "0.1.0"

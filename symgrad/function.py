@@ -115,6 +115,7 @@ class Function:
             raise ValueError("function: a placeholder appears twice among the inputs")
         self.outputs, self._pack = _structure(outputs)
         self.updates = _normalize_updates(updates)
+        self._add_default_updates()
         self.user_outputs = list(self.outputs)
         roots = self.outputs + [v for _, v in self.updates]
         if opt_level >= 1:
@@ -149,6 +150,17 @@ class Function:
         self.backend = backend
         self.opt_level = opt_level
         self._program = get_backend(backend).compile(self, **options)
+
+    def _add_default_updates(self):
+        """State that advances by itself (a random draw's counter) gets its update unless the
+        caller gave one."""
+        updated = {t.id for t, _ in self.updates}
+        for node in topo_sort(self.outputs + [v for _, v in self.updates]):
+            rule = getattr(node.attr.get("storage"), "default_update", None) \
+                if node.op == "shared" else None
+            if rule is not None and node.id not in updated:
+                self.updates.append((node, rule(node)))
+                updated.add(node.id)
 
     # ------------------------------------------------------------------ inspection
     @property

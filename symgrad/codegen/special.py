@@ -70,6 +70,12 @@ def cross_entropy_grad(s, node):
                 error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is outside [0, {classes})")
 
 
+def random_uniform(s, node):
+    counter = s.as_view(node.inputs[0])
+    return emit(s, node, "random_uniform", [counter], s.target_for(node),
+                n=product(s.shape_of(node)).c(), seed=str(node.attr["seed"] & (2 ** 64 - 1)))
+
+
 def take(s, node):
     x, idx = (s.contiguous(i) for i in node.inputs)
     axis = node.attr["axis"]
@@ -130,7 +136,8 @@ def unslice(s, node):
 
 RULES = {"softmax": row_op, "log_softmax": row_op, "logsumexp": logsumexp,
          "softmax_cross_entropy": cross_entropy,
-         "softmax_cross_entropy_grad": cross_entropy_grad, "take": take, "scatter_add": scatter_add,
+         "softmax_cross_entropy_grad": cross_entropy_grad, "take": take,
+         "random_uniform": random_uniform, "scatter_add": scatter_add,
          "one_hot": one_hot, "concatenate": concatenate, "unslice": unslice}
 
 __all__ = ["RULES", "Poly"]
