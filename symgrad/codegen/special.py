@@ -62,11 +62,17 @@ def cross_entropy(s, node):
 
 
 def cross_entropy_grad(s, node):
-    logits, labels, g = (s.contiguous(i) for i in node.inputs)
+    logits, labels = (s.contiguous(i) for i in node.inputs[:2])
     rows = product(s.shape_of(node)[:-1])
     classes = s.shape_of(node)[-1]
-    return emit(s, node, "softmax_cross_entropy_grad", [logits, labels, g], s.target_for(node),
-                rows=rows.c(), classes=classes.c(),
+    g_value = s.values[node.inputs[2].id]
+    if isinstance(g_value, Literal):  # the mean's 1/rows: a scalar, no buffer to fill
+        inputs, g_row = [logits, labels], g_value.text
+    else:
+        g = s.contiguous(node.inputs[2])
+        inputs, g_row = [logits, labels, g], f"{pointer(g)}[o]"
+    return emit(s, node, "softmax_cross_entropy_grad", inputs, s.target_for(node),
+                rows=rows.c(), classes=classes.c(), g_row=g_row,
                 error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is outside [0, {classes})")
 
 

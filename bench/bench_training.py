@@ -1,0 +1,244 @@
+"""Issue 5 figures: whole training steps, against a handwritten numpy backprop, torch eager,
+torch.compile and jax.jit when installed, in the same interleaved run.
+
+  sgemm peak  2048^3 float32 through the BLAS symgrad calls, all cores (the ceiling)
+  W4          MLP 784-512-512-10, relu, softmax cross-entropy, batch 256, SGD momentum
+              (0.82 GFLOP per step): target faster than jax.jit, >= 0.8 of the sgemm peak
+  conv        batch 64, 1x28x28 -> conv3x3x16 -> relu -> pool -> conv3x3x32 -> relu -> pool ->
+              dense 10 (when sg.conv2d exists): target faster than torch eager and torch.compile
+
+    python bench/bench_training.py [--no-compile-peers]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import interleaved, optional, report  # noqa: E402
+
+import symgrad as sg  # noqa: E402
+
+torch = optional("torch")
+jax = optional("jax")
+
+SIZES = [(784, 512), (512, 512), (512, 10)]
+BATCH, LR, MU = 256, 0.01, 0.9
+
+
+def sgemm_peak():
+    a = sg.placeholder("a", (2048, 2048))
+    b = sg.placeholder("b", (2048, 2048))
+    f = sg.function([a, b], a @ b)
+    rng = np.random.default_rng(0)
+    av, bv = (rng.standard_normal((2048, 2048), dtype=np.float32) for _ in range(2))
+    out = np.empty((2048, 2048), np.float32)
+    med = interleaved({"sgemm": lambda: f(av, bv, out=out)}, repeats=5)
+    peak = 2 * 2048 ** 3 / med["sgemm"]
+    print(f"\n== sgemm 2048^3 float32 (OpenBLAS via symgrad): {peak / 1e9:.1f} GFLOP/s")
+    return peak
+
+
+def init_params(seed=0):
+    rng = np.random.default_rng(seed)
+    params = []
+    for n_in, n_out in SIZES:
+        limit = np.sqrt(6 / (n_in + n_out))
+        params += [rng.uniform(-limit, limit, (n_in, n_out)).astype(np.float32),
+                   np.zeros(n_out, np.float32)]
+    return params
+
+
+def symgrad_step(values):
+    x = sg.placeholder("x", ("batch", 784))
+    t = sg.placeholder("t", ("batch",), dtype="int64")
+    ps = [sg.shared(v.copy(), name=f"p{i}") for i, v in enumerate(values)]
+    h = x
+    for i in range(0, len(ps), 2):
+        h = h @ ps[i] + ps[i + 1]
+        if i + 2 < len(ps):
+            h = sg.relu(h)
+    loss = sg.cross_entropy(h, t)
+    step = sg.function([x, t], loss, updates=sg.optim.sgd(ps, sg.grad(loss, ps), lr=LR,
+                                                          momentum=MU))
+    return step
+
+
+class NumpyMLP:
+    """The handwritten backprop of the notes, with momentum."""
+
+    def __init__(self, values):
+        self.p = [v.copy() for v in values]
+        self.v = [np.zeros_like(v) for v in values]
+
+    def __call__(self, x, t):
+        W1, b1, W2, b2, W3, b3 = self.p
+        h1 = np.maximum(x @ W1 + b1, 0)
+        h2 = np.maximum(h1 @ W2 + b2, 0)
+        z = h2 @ W3 + b3
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        probs = e / e.sum(axis=1, keepdims=True)
+        n = len(x)
+        loss = -np.log(probs[np.arange(n), t]).mean()
+        dz = probs
+        dz[np.arange(n), t] -= 1
+        dz /= n
+        dW3, db3 = h2.T @ dz, dz.sum(0)
+        dh2 = (dz @ W3.T) * (h2 > 0)
+        dW2, db2 = h1.T @ dh2, dh2.sum(0)
+        dh1 = (dh2 @ W2.T) * (h1 > 0)
+        dW1, db1 = x.T @ dh1, dh1.sum(0)
+        for p, v, g in zip(self.p, self.v, (dW1, db1, dW2, db2, dW3, db3)):
+            v *= MU
+            v += g
+            p -= LR * v
+        return loss
+
+
+def torch_step(values, compiled):
+    params = [torch.tensor(v, requires_grad=True) for v in values]
+    opt = torch.optim.SGD(params, lr=LR, momentum=MU)
+
+    def forward(x, t):
+        h = torch.relu(x @ params[0] + params[1])
+        h = torch.relu(h @ params[2] + params[3])
+        return torch.nn.functional.cross_entropy(h @ params[4] + params[5], t)
+
+    fwd = torch.compile(forward) if compiled else forward
+
+    def step(x, t):
+        opt.zero_grad(set_to_none=True)
+        loss = fwd(x, t)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def jax_step(values):
+    import jax.numpy as jnp
+
+    def loss_fn(params, x, t):
+        h = jax.nn.relu(x @ params[0] + params[1])
+        h = jax.nn.relu(h @ params[2] + params[3])
+        logits = h @ params[4] + params[5]
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(x.shape[0]), t])
+
+    @jax.jit
+    def step(params, vel, x, t):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, t)
+        vel = [MU * v + g for v, g in zip(vel, grads)]
+        return loss, [p - LR * v for p, v in zip(params, vel)], vel
+
+    state = {"p": [jnp.asarray(v) for v in values], "v": [jnp.zeros_like(v) for v in values]}
+
+    def run(x, t):
+        loss, state["p"], state["v"] = step(state["p"], state["v"], x, t)
+        return loss.block_until_ready()
+    return run
+
+
+def w4(peak, compile_peers):
+    values = init_params()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((BATCH, 784), dtype=np.float32)
+    t = rng.integers(0, 10, BATCH)
+    step = symgrad_step(values)
+    reference = NumpyMLP(values)
+    for _ in range(3):  # the same training trajectory
+        np.testing.assert_allclose(step(x, t), reference(x, t), rtol=1e-4)
+    systems = {"symgrad c": lambda: step(x, t), "numpy backprop": lambda: reference(x, t)}
+    if torch is not None:
+        tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+        eager = torch_step(values, compiled=False)
+        systems["torch eager"] = lambda: eager(tx, tt)
+        if compile_peers:
+            try:
+                compiled = torch_step(values, compiled=True)
+                compiled(tx, tt)
+                systems["torch.compile"] = lambda: compiled(tx, tt)
+            except Exception as exc:  # noqa: BLE001
+                print(f"  (torch.compile failed: {type(exc).__name__})")
+    if jax is not None:
+        run = jax_step(values)
+        jx, jt = jax.numpy.asarray(x), jax.numpy.asarray(t)
+        systems["jax.jit"] = lambda: run(jx, jt)
+    med = interleaved(systems, repeats=21)
+    # forward, and the weight and input gradients, except the input gradient of layer 1
+    flops = 2 * BATCH * (3 * sum(a * b for a, b in SIZES) - SIZES[0][0] * SIZES[0][1])
+    extra = {k: f"{flops / v / 1e9:.0f} GFLOP/s, {flops / v / peak:.2f} of sgemm peak"
+             for k, v in med.items()}
+    report(f"W4 MLP training step 784-512-512-10, batch {BATCH}, SGD momentum "
+           f"({flops / 1e9:.2f} GFLOP) [symgrad kernels: {len(step.kernels)}]", med,
+           "numpy backprop", extra=extra)
+
+
+def conv_step(compile_peers):
+    if not hasattr(sg, "conv2d"):
+        print("\n== conv step: sg.conv2d not available yet")
+        return
+    rng = np.random.default_rng(2)
+    shapes = [(16, 1, 3, 3), (16,), (32, 16, 3, 3), (32,), (32 * 5 * 5, 10), (10,)]
+    values = [(rng.standard_normal(s) * 0.1).astype(np.float32) for s in shapes]
+    x = sg.placeholder("x", ("batch", 1, 28, 28))
+    t = sg.placeholder("t", ("batch",), dtype="int64")
+    ps = [sg.shared(v.copy(), name=f"c{i}") for i, v in enumerate(values)]
+    h = sg.max_pool2d(sg.relu(sg.conv2d(x, ps[0], ps[1])), 2)
+    h = sg.max_pool2d(sg.relu(sg.conv2d(h, ps[2], ps[3])), 2)
+    logits = sg.reshape(h, (h.shape[0], 32 * 5 * 5)) @ ps[4] + ps[5]
+    loss = sg.cross_entropy(logits, t)
+    step = sg.function([x, t], loss, updates=sg.optim.sgd(ps, sg.grad(loss, ps), lr=LR,
+                                                          momentum=MU))
+    xv = rng.standard_normal((64, 1, 28, 28), dtype=np.float32)
+    tv = rng.integers(0, 10, 64)
+    systems = {"symgrad c": lambda: step(xv, tv)}
+    if torch is not None:
+        tp = [torch.tensor(v, requires_grad=True) for v in values]
+        opt = torch.optim.SGD(tp, lr=LR, momentum=MU)
+        F = torch.nn.functional
+
+        def forward(xx, tt):
+            hh = F.max_pool2d(F.relu(F.conv2d(xx, tp[0], tp[1])), 2)
+            hh = F.max_pool2d(F.relu(F.conv2d(hh, tp[2], tp[3])), 2)
+            return F.cross_entropy(hh.reshape(len(xx), -1) @ tp[4] + tp[5], tt)
+
+        def make(fwd):
+            def run(xx, tt):
+                opt.zero_grad(set_to_none=True)
+                loss_ = fwd(xx, tt)
+                loss_.backward()
+                opt.step()
+                return loss_
+            return run
+        tx, tt = torch.from_numpy(xv), torch.from_numpy(tv)
+        eager = make(forward)
+        systems["torch eager"] = lambda: eager(tx, tt)
+        if compile_peers:
+            try:
+                comp = make(torch.compile(forward))
+                comp(tx, tt)
+                systems["torch.compile"] = lambda: comp(tx, tt)
+            except Exception as exc:  # noqa: BLE001
+                print(f"  (torch.compile failed: {type(exc).__name__})")
+    med = interleaved(systems, repeats=11)
+    report(f"conv training step, batch 64 [symgrad kernels: {len(step.kernels)}]", med,
+           "symgrad c")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--no-compile-peers", action="store_true")
+    args = parser.parse_args()
+    print(f"symgrad {sg.__version__}, numpy {np.__version__}, torch "
+          f"{getattr(torch, '__version__', 'absent')}, jax {getattr(jax, '__version__', 'absent')}")
+    peak = sgemm_peak()
+    w4(peak, not args.no_compile_peers)
+    conv_step(not args.no_compile_peers)
+
+
+if __name__ == "__main__":
+    main()
