@@ -348,7 +348,10 @@ def _cached_build(source, key_extra, argv, flags, libs, ext, language, load):
     global compiler_runs
     import symgrad  # here, not at import time: symgrad/__init__ sets __version__ after its imports
     h = hashlib.sha256()
-    for part in (source, *key_extra, _compiler_identity(argv, language), *flags, *libs,
+    # include paths stay out of the key (the same package imported from a checkout or from
+    # site-packages must hit the same entry): the headers' content is hashed instead
+    flags_key = [f for f in flags if not f.startswith("-I")]
+    for part in (source, *key_extra, _compiler_identity(argv, language), *flags_key, *libs,
                  _headers_digest(_csrc_dir()), symgrad.__version__):
         h.update(part.encode() + b"\0")  # separator: ("ab","c") and ("a","bc") hash differently
     key = h.hexdigest()
