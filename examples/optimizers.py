@@ -76,6 +76,7 @@ def plot(results, path):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         print("(matplotlib is not installed: no plot)")
         return
@@ -83,6 +84,7 @@ def plot(results, path):
     for name, (losses, *_) in results.items():
         ax.plot(range(1, len(losses) + 1), losses, marker="o", label=name)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("training loss (mean cross-entropy)")
     ax.set_yscale("log")
     ax.set_title("MLP on digits: optimizers compared")

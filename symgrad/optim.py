@@ -36,27 +36,32 @@ def _param_label(p, i):
 
 
 def _state_like(param, index, slot):
-    return sg.shared(np.zeros(param.shape, param.dtype), name=f"{_param_label(param, index)}.{slot}")
+    name = f"{_param_label(param, index)}.{slot}"
+    return sg.shared(np.zeros(param.shape, param.dtype), name=name)
 
 
 def _check(params, grads, who="optimizer"):
+    """Errors start "optimizer: " and end with the optimizer's name."""
     params, grads = list(params), list(grads)
+    end = f" (in {who})" if who != "optimizer" else ""
     if len(params) != len(grads):
-        raise ValueError(f"{who}: {len(params)} params but {len(grads)} grads")
+        raise ValueError(f"optimizer: {len(params)} params but {len(grads)} grads{end}")
     for i, (p, g) in enumerate(zip(params, grads)):
         if getattr(p, "op", None) != "shared":
-            raise TypeError(f"{who}: params must be shared tensors (params[{i}] is a "
-                            f"{getattr(p, 'op', type(p).__name__)})")
+            raise TypeError(f"optimizer: params must be shared tensors (params[{i}] is a "
+                            f"{getattr(p, 'op', type(p).__name__)}){end}")
         if not is_float(p.dtype):
-            raise TypeError(f"{who}: params[{i}] {_param_label(p, i)!r} is {p.dtype.name}; only "
-                            "float parameters can be trained")
+            raise TypeError(f"optimizer: params[{i}] {_param_label(p, i)!r} is {p.dtype.name}; "
+                            f"only float parameters can be trained{end}")
         if not isinstance(g, Tensor):
-            raise TypeError(f"{who}: grads[{i}] must be a symgrad tensor, got {type(g).__name__}")
+            raise TypeError(f"optimizer: grads[{i}] must be a symgrad tensor, got "
+                            f"{type(g).__name__}{end}")
         if not shapes_equal(g.shape, p.shape):
-            raise ValueError(f"{who}: grads[{i}] has shape {shape_str(g.shape)} but params[{i}] "
-                             f"{_param_label(p, i)!r} has shape {shape_str(p.shape)}")
+            raise ValueError(f"optimizer: grads[{i}] has shape {shape_str(g.shape)} but "
+                             f"params[{i}] {_param_label(p, i)!r} has shape "
+                             f"{shape_str(p.shape)}{end}")
     if len({p.id for p in params}) != len(params):
-        raise ValueError(f"{who}: a parameter appears twice in params")
+        raise ValueError(f"optimizer: a parameter appears twice in params{end}")
     return params, grads
 
 
