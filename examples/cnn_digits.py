@@ -33,10 +33,10 @@ def load_digits(seed=0):
             y[n_test:n_test + n_val]), (x[:n_test], y[:n_test]))
 
 
-def build(backend, channels=16, lr=2e-3, weight_decay=1e-4):
+def build(backend, channels=16, lr=3e-3, weight_decay=3e-4):
     x = sg.placeholder("x", ("batch", 1, 8, 8))
     t = sg.placeholder("t", ("batch",), dtype="int64")
-    K = sg.shared(sg.init.he_normal((channels, 1, 3, 3), seed=1) , name="K")
+    K = sg.shared(sg.init.he_normal((channels, 1, 3, 3), seed=1), name="K")
     c = sg.shared(np.zeros(channels, np.float32), name="c")
     W = sg.shared(sg.init.glorot_uniform((channels * 16, 10), seed=2), name="W")
     b = sg.shared(np.zeros(10, np.float32), name="b")
@@ -88,12 +88,13 @@ def main(argv=None):
         print(f"wrote the generated source to {args.show_c}")
 
     rng = np.random.default_rng(0)
-    best, best_values = np.inf, None
+    best, best_values, history = np.inf, None, []
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         train_loss, train_acc = run_epoch(train_step, x_train, y_train, args.batch, rng)
         seconds = time.perf_counter() - t0
         val_loss, val_acc = run_epoch(evaluate, x_val, y_val, 512)
+        history.append(train_loss)
         print(f"epoch {epoch:3d}  loss {train_loss:.4f}  acc {train_acc:.3f}  "
               f"val_loss {val_loss:.4f}  val_acc {val_acc:.3f}  "
               f"{len(x_train) / seconds:,.0f} examples/s")
@@ -103,7 +104,7 @@ def main(argv=None):
         p.set_value(v)
     test_loss, test_acc = run_epoch(evaluate, x_test, y_test, 512)
     print(f"test: loss {test_loss:.4f}  accuracy {test_acc:.4f}  (best val_loss {best:.4f})")
-    return test_acc
+    return history, test_acc
 
 
 if __name__ == "__main__":

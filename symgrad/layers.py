@@ -8,8 +8,8 @@ the layers without codegen of its own.
 Convolution and pooling gather their windows with ONE `take` along the flattened spatial axis of
 an (N, C, H*W) view, using an int64 index array computed here, at graph-build time, from the
 static H, W, kernel, stride, padding and dilation.  Padding needs no padded copy of the image: one
-constant column (zeros, or -inf for max pooling) is appended after the H*W pixels and every tap
-that falls outside the image points at it.  The adjoint of `take` is `scatter_add`, which is the
+constant zero column is appended after the H*W pixels and every tap that falls outside the image
+points at it (max pooling instead points such taps at an in-image pixel of the same window).  The adjoint of `take` is `scatter_add`, which is the
 col2im of the backward pass.  Only the batch dim (axis 0) may be symbolic.
 """
 from __future__ import annotations
@@ -57,9 +57,12 @@ def _image(x, op):
     return tuple(dims)
 
 
-def _window_index(H, W, kernel, stride, padding, dilation, op, shape_msg):
+def _window_index(H, W, kernel, stride, padding, dilation, op, shape_msg, repeat_inside=False):
     """int64 array (kh*kw, Ho*Wo) of flat indices into an (H*W + 1) axis: the tap (i, j) of output
-    pixel (oy, ox) reads pixel iy*W + ix, or H*W (the padding column) outside the image.
+    pixel (oy, ox) reads pixel iy*W + ix, or H*W (the padding column) outside the image.  With
+    `repeat_inside`, an outside tap reads an in-image tap of the same window instead (for max
+    pooling: a repeated element leaves the max unchanged, and its gradient, split between the
+    repeats, adds back up in scatter_add), so no padding column is needed.
     Returns (index, Ho, Wo, needs_pad)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
@@ -75,6 +78,13 @@ def _window_index(H, W, kernel, stride, padding, dilation, op, shape_msg):
     inside = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
     flat = np.where(inside, iy * W + ix, H * W).astype(np.int64)
     index = flat.transpose(0, 3, 1, 2).reshape(kh * kw, Ho * Wo)  # (i, j) taps x (oy, ox)
+    inside = inside.transpose(0, 3, 1, 2).reshape(kh * kw, Ho * Wo)
+    if repeat_inside:
+        # out-of-image taps repeat one in-image tap of their own window
+        first = np.argmax(inside, axis=0)
+        assert inside[first, np.arange(Ho * Wo)].all(), "a window lies wholly in the padding"
+        index = np.where(inside, index, index[first, np.arange(Ho * Wo)])
+        return np.ascontiguousarray(index), Ho, Wo, False
     return np.ascontiguousarray(index), Ho, Wo, not inside.all()
 
 
@@ -124,7 +134,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1) -> Tensor:
     return out
 
 
-def _pool(x, kernel_size, stride, padding, op, pad_value):
+def _pool(x, kernel_size, stride, padding, op, pad_value, repeat_inside=False):
     x = _float_tensor(x, op, "input")
     C, H, W = _image(x, op)
     kernel = _pair(kernel_size, "kernel_size", op, 1)
@@ -134,16 +144,18 @@ def _pool(x, kernel_size, stride, padding, op, pad_value):
         raise ShapeError(f"{op}: padding {padding} must be at most half the kernel {kernel} "
                          f"(as in torch); input {shape_str(x.shape)}" + user_site())
     index, Ho, Wo, needs_pad = _window_index(H, W, kernel, stride, padding, (1, 1), op,
-                                             f"input {shape_str(x.shape)}")
+                                             f"input {shape_str(x.shape)}", repeat_inside)
     windows = _gather_windows(x, C, H, W, index, needs_pad, pad_value)   # (N, C, K, L)
     return windows, Ho, Wo
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     """Max over kernel_size windows of an (N, C, H, W) input, as torch's max_pool2d: stride
-    defaults to kernel_size, padding (at most half the kernel) is -inf.  The gradient goes to the
-    maximal element of each window, split evenly between ties."""
-    windows, Ho, Wo = _pool(x, kernel_size, stride, padding, "max_pool2d", -np.inf)
+    defaults to kernel_size, padding (at most half the kernel) acts as -inf (padded taps are
+    never the max; no -inf is materialized, so check_finite stays quiet).  The gradient goes to
+    the maximal element of each window, split evenly between ties."""
+    windows, Ho, Wo = _pool(x, kernel_size, stride, padding, "max_pool2d", None,
+                            repeat_inside=True)
     out = sg.max(windows, axis=2)
     return sg.reshape(out, (x.shape[0], out.shape[1], Ho, Wo))
 

@@ -225,6 +225,22 @@ def test_pool_negative_inputs_with_padding(backend):
     assert np.all(out < 0)
 
 
+def test_max_pool_padding_materializes_no_inf(backend):
+    """Padded taps of max pooling repeat an in-image tap, so check_finite has nothing to flag and
+    -inf inputs stay -inf."""
+    xa = distinct(np.random.default_rng(3), (2, 1, 5, 5), "float32")
+    xa[0, 0, 0, :] = -np.inf
+    x = sg.placeholder("x", (None, 1, 5, 5), "float32")
+    y = sg.max_pool2d(x, 3, 2, 1)
+    g = sg.grad(sg.sum(sg.maximum(y, -10.0)), x)
+    options = dict(check_finite=True) if backend == "c" else {}
+    out, gx = sg.function([x], [y, g], backend=backend, **options)(np.nan_to_num(xa, neginf=-5))
+    np.testing.assert_array_equal(out, ref_pool(np.nan_to_num(xa, neginf=-5), 3, 2, 1, "max"))
+    assert gx.sum() == out.size   # each window's unit of gradient lands on one pixel
+    out = sg.function([x], y, backend=backend)(xa)
+    np.testing.assert_array_equal(out, ref_pool(xa, 3, 2, 1, "max"))
+
+
 def test_pool_errors():
     x = sg.placeholder("x", (None, 2, 5, 5))
     with pytest.raises(sg.ShapeError, match=r"max_pool2d.*4-D"):
@@ -407,6 +423,19 @@ def test_backend_equals_numpy_on_a_small_network(backend):
         np.testing.assert_allclose(c, a, rtol=1e-10, atol=1e-12)
 
 
+def test_second_order_through_layers(backend):
+    """Gradients of gradients: the layers are composites, so grad-of-grad works through them."""
+    rng = np.random.default_rng(0)
+    xa, wa = rng.standard_normal((2, 2, 6, 6)) * 0.3, rng.standard_normal((3, 2, 3, 3)) * 0.3
+
+    def f(x, w):
+        y = sg.max_pool2d(sg.tanh(sg.conv2d(x, w, padding=1, stride=2)), 2, 1, 1)
+        y = sg.layer_norm(y, axis=(2, 3))
+        gw = sg.grad(sg.sum(y * y * y), w)
+        return sg.sum(gw * gw)
+    sg.gradcheck(f, [xa, wa], backend=backend, **GRADCHECK)
+
+
 # ------------------------------------------------------------------------------ torch (optional)
 def test_layers_match_torch(backend):
     torch = pytest.importorskip("torch")
@@ -440,3 +469,19 @@ def test_layers_match_torch(backend):
     (ty * torch.tensor(np.random.default_rng(7).standard_normal(ty.shape))).sum().backward()
     for a, t in zip(got, [ty, tq.grad, tk.grad, tv.grad]):
         np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-9, atol=1e-10)
+
+
+# ------------------------------------------------------------------------------ the example
+def test_cnn_digits_example_learns(capsys):
+    pytest.importorskip("sklearn")
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / "cnn_digits.py"
+    spec = importlib.util.spec_from_file_location("cnn_digits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    history, test_acc = module.main(["--epochs", "3"])
+    assert history[-1] < history[0] * 0.5
+    assert test_acc > 0.85
+    out = capsys.readouterr().out
+    assert "examples/s" in out and "test: loss" in out

@@ -172,6 +172,12 @@ def gemm_plan(k: GemmKernel) -> dict:
     batch_dims, batch_strides = collapse(list(k.batch), [list(k.a.strides[:-2]),
                                                          list(k.b.strides[:-2]),
                                                          list(k.c.strides[:-2])])
+    m = k.m
+    if len(batch_dims) == 1 and batch_strides[1][0].is_zero() and not k.trans_a and \
+            batch_strides[0][0] == k.m * k.lda and batch_strides[2][0] == k.m * k.n:
+        # (batch, m, k) @ (k, n) with the batch rows stacked in memory: one GEMM of
+        # batch*m rows instead of a loop of small ones
+        m, batch_dims, batch_strides = batch_dims[0] * k.m, [], [[], [], []]
     names = [f"b{i}" for i in range(len(batch_dims))]
     return {
         "loops": [Loop(n, d.c()) for n, d in zip(names, batch_dims)],
@@ -179,7 +185,7 @@ def gemm_plan(k: GemmKernel) -> dict:
         "b": f"{k.b.buffer.name} + {index_expr(k.b.offset, batch_strides[1], names)}",
         "c": f"{k.c.buffer.name} + {index_expr(k.c.offset, batch_strides[2], names)}",
         "ta": int(k.trans_a), "tb": int(k.trans_b), "lda": k.lda.c(), "ldb": k.ldb.c(),
-        "ldc": k.n.c(), "m": k.m.c(), "n": k.n.c(), "k": k.k.c(),
+        "ldc": k.n.c(), "m": m.c(), "n": k.n.c(), "k": k.k.c(),
         "fn": "sg_gemm_f32" if k.c.buffer.dtype.itemsize == 4 else "sg_gemm_f64",
     }
 
