@@ -27,6 +27,7 @@ import ctypes
 
 import cffi
 
+
 __all__ = ["CompileError", "NoCompilerError", "Library", "load_library", "cache_dir", "blas_info"]
 
 compiler_runs = 0  # compiler invocations in this process; tests assert a cache hit leaves it alone
