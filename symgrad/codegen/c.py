@@ -81,6 +81,7 @@ class LoopPlan:
     loads: list = field(default_factory=list)      # (ctype, var, buffer, index)
     stores: list = field(default_factory=list)     # (ctype, buffer, index, var)
     work: str = "1"
+    columns: bool = False                          # reduce down columns, a tile of them at once
 
 
 def plan_loop(kernel: LoopKernel) -> LoopPlan:
@@ -109,6 +110,14 @@ def plan_loop(kernel: LoopKernel) -> LoopPlan:
     if not (work.is_const and work.value < PARALLEL_MIN_WORK):
         plan.parallel = f"{plan.work} >= {PARALLEL_MIN_WORK}"
     plan.collapse = max(1, len(plan.outer) - (0 if kernel.reduce else 1))
+    # A reduction down the columns of a row-major array (a bias gradient: sum over the batch):
+    # walking each column alone strides through memory; accumulating a tile of neighbouring
+    # columns row by row reads memory in order and vectorizes across the tile.
+    if kernel.reduce and not kernel.reduce["argmax"] and len(kept_dims) == 1 and red_dims:
+        kept_unit = all(s[0].is_zero() or s[0] == Poly.const(1) for s in kept_strides)
+        red_contiguous = all(s[-1].is_zero() or s[-1] == Poly.const(1)
+                             for s in red_strides[:len(kernel.loads)])
+        plan.columns = kept_unit and not red_contiguous
     return plan
 
 
