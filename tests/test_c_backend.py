@@ -337,3 +337,10 @@ def test_cffi_call_path_without_the_trampoline(monkeypatch):
     np.testing.assert_array_equal(doubled, a * 2)
     with pytest.raises(KernelError):
         f(a, np.array([0, 3]))
+
+
+def test_check_finite_on_the_numpy_backend_too():
+    x = sg.placeholder("x", (None,))
+    f = sg.function([x], sg.log(x) * 2, backend="numpy", check_finite=True)
+    with pytest.raises(FloatingPointError, match="log"):
+        f(np.array([1.0, -1.0], np.float32))

@@ -2,6 +2,8 @@
 Every compiled backend is tested against it."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..function import Graph
@@ -12,8 +14,10 @@ from ..ops import OPS
 class NumpyProgram:
     source = "# the numpy backend evaluates the graph directly; there is no generated source"
 
-    def __init__(self, fn):
+    def __init__(self, fn, check_finite=False):
         self.fn = fn
+        self.check_finite = check_finite or os.environ.get("SYMGRAD_CHECK_FINITE", "") not in (
+            "", "0")
         self.roots = fn.outputs + [v for _, v in fn.updates]
         self.graph = Graph(self.roots)
         self.kernels = []
@@ -25,7 +29,11 @@ class NumpyProgram:
         try:
             with np.errstate(all="ignore"):
                 for node in self.graph.nodes:
-                    values[node.id] = self._value(node, values, arrays)
+                    values[node.id] = value = self._value(node, values, arrays)
+                    if self.check_finite and value.dtype.kind == "f" and node.inputs and \
+                            not np.all(np.isfinite(value)):
+                        raise FloatingPointError(f"check_finite: {self.graph.label(node)} "
+                                                 "produced NaN or Inf")
         finally:
             unbind_dims(token)
         return values
@@ -56,7 +64,7 @@ class NumpyProgram:
         return results
 
 
-def compile(fn, **options):  # noqa: A001  (the backend interface's name)
+def compile(fn, check_finite=False, **options):  # noqa: A001  (the backend interface's name)
     if options:
         raise TypeError(f"numpy backend: unknown options {sorted(options)}")
-    return NumpyProgram(fn)
+    return NumpyProgram(fn, check_finite=check_finite)
