@@ -57,33 +57,15 @@ def run_epoch(fn, x, y, batch, rng=None):
     return total_loss / len(x), total_correct / len(x)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--patience", type=int, default=10, help="early stopping on val loss")
-    parser.add_argument("--backend", default="c", choices=["c", "numpy", "cuda"])
-    parser.add_argument("--show-c", metavar="FILE", nargs="?", const="mlp_step.c",
-                        help="write the generated source of the training step")
-    args = parser.parse_args(argv)
-
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_digits()
-    print(f"digits: {len(x_train)} train, {len(x_val)} validation, {len(x_test)} test; "
-          f"backend={args.backend}")
-    t0 = time.perf_counter()
-    train_step, evaluate, params = build(args.backend)
-    print(f"compiled the training step in {time.perf_counter() - t0:.2f} s "
-          f"({len(train_step.kernels)} kernels)")
-    if args.show_c:
-        with open(args.show_c, "w") as f:
-            f.write(train_step.source)
-        print(f"wrote the generated source to {args.show_c}")
-
+def fit(train_step, evaluate, params, data, epochs, batch, patience=None):
+    """Train with a progress line per epoch, keep the parameters of the best validation loss
+    (stopping early after `patience` epochs without improvement), report the test set."""
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     rng = np.random.default_rng(0)
     best, best_values, waited, history = np.inf, None, 0, []
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        train_loss, train_acc = run_epoch(train_step, x_train, y_train, args.batch, rng)
+        train_loss, train_acc = run_epoch(train_step, x_train, y_train, batch, rng)
         seconds = time.perf_counter() - t0
         val_loss, val_acc = run_epoch(evaluate, x_val, y_val, 512)
         history.append(train_loss)
@@ -95,14 +77,42 @@ def main(argv=None):
             best_values = [p.get_value() for p in params]
         else:
             waited += 1
-            if waited >= args.patience:
-                print(f"early stop: no val_loss improvement in {args.patience} epochs")
+            if patience is not None and waited >= patience:
+                print(f"early stop: no val_loss improvement in {patience} epochs")
                 break
     for p, v in zip(params, best_values):
         p.set_value(v)
     test_loss, test_acc = run_epoch(evaluate, x_test, y_test, 512)
     print(f"test: loss {test_loss:.4f}  accuracy {test_acc:.4f}  (best val_loss {best:.4f})")
     return history, test_acc
+
+
+def compile_and_report(build_fn, backend, show_c, data):
+    print(f"digits: {len(data[0][0])} train, {len(data[1][0])} validation, "
+          f"{len(data[2][0])} test; backend={backend}")
+    t0 = time.perf_counter()
+    train_step, evaluate, params = build_fn(backend)
+    print(f"compiled the training step in {time.perf_counter() - t0:.2f} s "
+          f"({len(train_step.kernels)} kernels)")
+    if show_c:
+        with open(show_c, "w") as f:
+            f.write(train_step.source)
+        print(f"wrote the generated source to {show_c}")
+    return train_step, evaluate, params
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--patience", type=int, default=10, help="early stopping on val loss")
+    parser.add_argument("--backend", default="c", choices=["c", "numpy", "cuda"])
+    parser.add_argument("--show-c", metavar="FILE", nargs="?", const="mlp_step.c",
+                        help="write the generated source of the training step")
+    args = parser.parse_args(argv)
+    data = load_digits()
+    train_step, evaluate, params = compile_and_report(build, args.backend, args.show_c, data)
+    return fit(train_step, evaluate, params, data, args.epochs, args.batch, args.patience)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,32 @@ def load(name):
     return module
 
 
-def test_mlp_digits_learns(capsys):
+@pytest.mark.parametrize("name,epochs", [("mlp_digits", 4), ("cnn_digits", 3)])
+def test_digits_examples_learn(name, epochs, capsys):
     pytest.importorskip("sklearn")
-    history, test_acc = load("mlp_digits").main(["--epochs", "4"])
+    history, test_acc = load(name).main(["--epochs", str(epochs)])
     assert history[-1] < history[0] * 0.5
     assert test_acc > 0.85
     out = capsys.readouterr().out
     assert "examples/s" in out and "test: loss" in out
+
+
+def test_optimizers_example_runs(capsys):
+    pytest.importorskip("sklearn")
+    results = load("optimizers").main(["--epochs", "2", "--no-plot", "--lr-decay", "0.5"])
+    assert list(results) == ["SGD", "SGD+momentum", "RMSprop", "Adam"]
+    for name, (losses, val_loss, val_acc, _, _) in results.items():
+        assert len(losses) == 2 and losses[1] < losses[0], name
+        assert val_acc > 0.5, name
+    out = capsys.readouterr().out
+    assert "training loss per epoch" in out and "SGD+momentum" in out
+
+
+def test_attention_example_learns_to_reverse(capsys):
+    history, token_acc = load("attention").main(["--epochs", "2", "--steps", "60"])
+    assert history[-1] < history[0] * 0.5
+    assert token_acc > 0.9
+    assert "sequences/s" in capsys.readouterr().out
 
 
 def test_sigmoid_fusion_example_runs():

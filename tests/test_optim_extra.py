@@ -522,19 +522,3 @@ def test_init_aliases():
     assert sg.init.xavier_normal is sg.init.glorot_normal
     assert sg.init.kaiming_normal is sg.init.he_normal
     assert sg.init.kaiming_uniform is sg.init.he_uniform
-
-
-# ---------------------------------------------------------------- the example
-def test_optimizers_example_runs(capsys):
-    pytest.importorskip("sklearn")
-    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / "optimizers.py"
-    spec = importlib.util.spec_from_file_location("optimizers_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    results = module.main(["--epochs", "2", "--no-plot", "--lr-decay", "0.5"])
-    assert list(results) == ["SGD", "SGD+momentum", "RMSprop", "Adam"]
-    for name, (losses, val_loss, val_acc, _, _) in results.items():
-        assert len(losses) == 2 and losses[1] < losses[0], name
-        assert val_acc > 0.5, name
-    out = capsys.readouterr().out
-    assert "training loss per epoch" in out and "SGD+momentum" in out
