@@ -8,14 +8,17 @@ import os as _os
 # loads, so it is set before any compiled library is; a user's own setting wins.
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-from .graph import ShapeError, Tensor, print_graph, format_graph, Sym
-from .api import *  # noqa: F401,F403
-from .api import (abs, max, min, sum, placeholder, constant, shared, apply)  # noqa: A004
-from .autodiff import grad, gradcheck, GradcheckError
-from .function import Function, function, InputError
-from .layers import conv2d, max_pool2d, avg_pool2d, layer_norm, scaled_dot_product_attention
-from . import init, optim, random
-from .random import dropout
-from .params import save_params, load_params
+
+# the public names (re-exported on purpose)
+from .graph import ShapeError, Tensor, print_graph, format_graph, Sym  # noqa: E402,F401
+from .api import *  # noqa: E402,F401,F403
+from .api import abs, max, min, sum, placeholder, constant, shared, apply  # noqa: E402,F401,A004
+from .autodiff import grad, gradcheck, GradcheckError  # noqa: E402,F401
+from .function import Function, function, InputError  # noqa: E402,F401
+from .layers import (conv2d, max_pool2d, avg_pool2d, layer_norm,  # noqa: E402,F401
+                     scaled_dot_product_attention)
+from . import init, optim, random  # noqa: E402,F401
+from .random import dropout  # noqa: E402,F401
+from .params import save_params, load_params  # noqa: E402,F401
 
 __version__ = "0.1.0"

@@ -3,9 +3,7 @@ against numpy references of torch's rules over several steps, on every backend; 
 statistics; saving and loading parameters; freezing; the optimizers example."""
 from __future__ import annotations
 
-import importlib.util
 import os
-import pathlib
 
 import numpy as np
 import pytest

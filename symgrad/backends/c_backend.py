@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..codegen import c as c_render
-from ..codegen.schedule import CodegenError, Schedule
+from ..codegen.schedule import Schedule
 from ..function import Graph
 
 CDEF = """

@@ -6,7 +6,6 @@ workspace offsets); the templates only hold the shape of the code.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, field
 
 import jinja2

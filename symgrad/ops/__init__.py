@@ -49,8 +49,8 @@ def apply(op_name: str, *inputs, name=None, **attrs) -> Tensor:
     for inp in inputs:
         if not isinstance(inp, Tensor):
             raise TypeError(f"{op_name}: expected symgrad tensors, got {type(inp).__name__}")
-    shape, dtype = op.infer(inputs, attrs)
-    return Tensor(op_name, inputs, tuple(sorted(attrs.items())), shape, dtype, name=name)
+    out_shape, dtype = op.infer(inputs, attrs)
+    return Tensor(op_name, inputs, tuple(sorted(attrs.items())), out_shape, dtype, name=name)
 
 
 def describe(inputs) -> str:

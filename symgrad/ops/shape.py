@@ -140,7 +140,7 @@ class Concatenate(ShapeOp):
         total = 0
         for t in inputs:
             if t.ndim != first.ndim:
-                raise self.error(f"operands must have the same rank, got "
+                raise self.error("operands must have the same rank, got "
                                  + ", ".join(shape_str(i.shape) for i in inputs))
             for i, (a, b) in enumerate(zip(t._shape, first._shape)):
                 if i != axis and unify_dims(a, b) is None:
