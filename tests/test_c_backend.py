@@ -344,3 +344,11 @@ def test_check_finite_on_the_numpy_backend_too():
     f = sg.function([x], sg.log(x) * 2, backend="numpy", check_finite=True)
     with pytest.raises(FloatingPointError, match="log"):
         f(np.array([1.0, -1.0], np.float32))
+
+
+def test_unknown_and_missing_backends_say_so():
+    x = sg.placeholder("x", (3,))
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        sg.function([x], x * 2, backend="tpu")
+    with pytest.raises(NotImplementedError, match="CUDA backend"):
+        sg.function([x], x * 2, backend="cuda")
