@@ -276,7 +276,7 @@ def size_of(x, axes, dtype="float32") -> Tensor:
     dims = [resolve_dim(x.shape[a]) for a in axes]
     if all(isinstance(d, int) for d in dims):
         return constant(np.prod(dims, dtype=np.int64), dtype)
-    return apply("size_of", x, axes=tuple(axes), dtype=as_dtype(dtype).name)
+    return apply("size_of", dims=tuple(dims), dtype=as_dtype(dtype).name)
 
 
 # ---------------------------------------------------------------------------- shapes

@@ -177,8 +177,7 @@ class Schedule:
         if op.kind == "shape" and node.op in VIEW_RULES:
             return self._view_op(node)
         if node.op == "size_of":
-            x = node.inputs[0]
-            count = product(self.shape_of(x)[a] for a in node.attr["axes"])
+            count = product(self.poly(d) for d in node.attr["dims"])
             return Literal(f"(({ctype(node.dtype)}){count.c()})", node.dtype)
         if op.kind == "reduce":
             return self._reduction(node)

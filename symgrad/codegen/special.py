@@ -53,12 +53,59 @@ def logsumexp(s, node):
 
 
 def cross_entropy(s, node):
+    fused = _gradient_alongside(s, node)
+    if fused is not None:
+        return fused
     logits, labels = (s.contiguous(i) for i in node.inputs)
     rows = product(s.shape_of(node))
     classes = s.shape_of(node.inputs[0])[-1]
     return emit(s, node, "softmax_cross_entropy", [logits, labels], s.target_for(node),
                 rows=rows.c(), classes=classes.c(),
                 error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is outside [0, {classes})")
+
+
+LITERAL_OPS = ("constant", "size_of", "reshape", "broadcast_to")
+
+
+def _gradient_alongside(s, node):
+    """Loss and adjoint in one pass over the logits, when the graph wants both and the adjoint's
+    upstream gradient is a scalar known before the loss (the mean's 1/rows): one read of the
+    logits, one exp per element."""
+    from ..graph import topo_sort
+    from ..ops import OPS
+    logits_node, labels_node = node.inputs
+    for user in s.consumers[logits_node.id]:
+        if user.op != "softmax_cross_entropy_grad" or user.inputs[1] is not labels_node \
+                or user.id in s.values:
+            continue
+        pending = [n for n in topo_sort([user.inputs[2]]) if n.id not in s.values]
+        if any(n is node or not (n.op in LITERAL_OPS or OPS[n.op].kind == "elementwise")
+               for n in pending):
+            continue
+        for n in pending:
+            s.values[n.id] = s._schedule(n)
+        g_value = s.values[user.inputs[2].id]
+        if not isinstance(g_value, Literal):
+            continue
+        logits, labels = s.contiguous(logits_node), s.contiguous(labels_node)
+        loss, grad = s.target_for(node), s.target_for(user)
+        classes = s.shape_of(logits_node)[-1]
+        kernel = SpecialKernel(s.kernel_name("softmax_cross_entropy_fused", node), [node, user],
+                               template="softmax_cross_entropy_fused",
+                               error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is "
+                                     f"outside [0, {classes})")
+        kernel.reads = [logits.buffer, labels.buffer]
+        kernel.writes = [loss.buffer, grad.buffer]
+        kernel.params = dict(ins=[pointer(logits), pointer(labels)],
+                             in_t=[logits.buffer.ctype, labels.buffer.ctype],
+                             out=pointer(loss), out_t=loss.buffer.ctype, grad=pointer(grad),
+                             rows=product(s.shape_of(node)).c(), classes=classes.c(),
+                             g_row=g_value.text)
+        s.kernels.append(kernel)
+        s.values[user.id] = grad
+        s.values[node.id] = loss
+        return loss
+    return None
 
 
 def cross_entropy_grad(s, node):

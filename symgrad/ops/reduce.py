@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import api as sg
-from ..graph import DTYPES, is_float
+from ..graph import DTYPES, concrete_shape, is_float
 from . import Op, register
 
 
@@ -144,12 +144,14 @@ class Logsumexp(Reduction):
 
 @register
 class SizeOf(Op):
-    """The number of elements of `x` over `axes`, as a scalar of `dtype` (symbolic dims resolve
-    at call time, so `mean` over the batch needs no rebuild per batch size)."""
+    """The product of `dims` (ints and symbolic dims), as a scalar of `dtype`: symbolic dims
+    resolve at call time, so `mean` over the batch needs no rebuild per batch size.  It has no
+    inputs: the count of a batch does not wait for the values in it."""
     name, kind, differentiable = "size_of", "special", False
 
     def infer(self, inputs, attrs):
         return (), DTYPES[attrs["dtype"]]
 
-    def numpy(self, attrs, x):
-        return np.asarray(np.prod([x.shape[a] for a in attrs["axes"]]), dtype=attrs["dtype"])
+    def numpy(self, attrs):
+        return np.asarray(np.prod(concrete_shape(attrs["dims"]), dtype=np.int64),
+                          dtype=attrs["dtype"])
