@@ -6,14 +6,19 @@ import statistics
 import time
 
 
-def interleaved(systems: dict, repeats=15, number=1, warmup=2) -> dict:
-    """systems: name -> zero-argument callable.  Returns name -> median seconds per call."""
+def interleaved(systems: dict, repeats=15, number=1, warmup=2, settle=0.05) -> dict:
+    """systems: name -> zero-argument callable.  Returns name -> median seconds per call.
+
+    Between two systems the run pauses `settle` seconds (not timed): thread pools (OpenMP,
+    OpenBLAS, XLA, torch) spin for a while after their work, and on 2 cores a spinning pool of
+    the previous system would be charged to the next one."""
     for fn in systems.values():
         for _ in range(warmup):
             fn()
     samples = {name: [] for name in systems}
     for _ in range(repeats):
         for name, fn in systems.items():
+            time.sleep(settle)
             t0 = time.perf_counter()
             for _ in range(number):
                 fn()
