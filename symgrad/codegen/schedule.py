@@ -478,6 +478,9 @@ class Schedule:
                     load.view.offset == store_view.offset and
                     list(load.view.strides) == list(store_view.strides)):
                 return False
+        if any(isinstance(later, SpecialKernel) and buf in later.reads
+               for later in self.kernels[k + 1:]):
+            return False  # their parameters hold rendered pointers: leave them as they are
         for later in self.kernels[k:]:
             later.reads = [dest.buffer if b is buf else b for b in later.reads]
             later.writes = [dest.buffer if b is buf else b for b in later.writes]
@@ -493,8 +496,6 @@ class Schedule:
                 if isinstance(view, View) and view.buffer is buf:
                     setattr(later, attr, View(dest.buffer, view.offset, view.shape,
                                               view.strides))
-            if isinstance(later, SpecialKernel) and any(b is buf for b in later.reads):
-                return False  # its parameters hold rendered pointers: leave it as it is
         self.buffers.remove(buf)
         return True
 
