@@ -391,3 +391,53 @@ def _cached_build(source, key_extra, argv, flags, libs, ext, language, load):
         return load(so), so, key, True
     finally:
         os.close(fd)  # closing releases the flock
+
+
+# ---------------------------------------------------------------------------- warm starts
+# Rendering a step's source (jinja) costs more than loading its library.  A compiled function
+# remembers which library its graph built, under a key of the graph and of everything that
+# shapes the source, so a new process can load it without rendering.
+
+def codegen_fingerprint() -> str:
+    """Hash of the code that writes the source: templates, code generator, runtime headers."""
+    return _fingerprint_memo()
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint_memo() -> str:
+    from .resources import resource_dir
+    import symgrad
+    h = hashlib.sha256(symgrad.__version__.encode())
+    package = pathlib.Path(__file__).resolve().parent
+    folders = [pathlib.Path(resource_dir("templates") or package), package / "codegen",
+               pathlib.Path(resource_dir("csrc") or package)]
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in (".j2", ".py", ".h", ".c") and path.is_file():
+                h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def remembered_library(graph_key: str, cdef: str | None) -> Library | None:
+    """The library a graph built before, loaded, if it is still in the cache and intact."""
+    try:
+        key = (cache_dir() / "graphs" / graph_key).read_text().strip()
+    except OSError:
+        return None
+    so = cache_dir() / key[:2] / f"{key}.so"
+    ffi = _ffi_for(cdef) if cdef is not None else None
+    lib = _try_load(lambda path: _dlopen(ffi, path), so, so.with_suffix(".sha256"))
+    return Library(ffi, lib, str(so), key, False) if lib is not None else None
+
+
+def remember_library(graph_key: str, library: Library) -> None:
+    try:
+        folder = cache_dir() / "graphs"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        _write_atomic(folder / graph_key, library.key + "\n")
+    except OSError:
+        pass  # only a later warm start is slower
+
+
+def compiler_identity() -> str:
+    return _compiler_identity(_find_c_compiler(), "c")

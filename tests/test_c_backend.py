@@ -352,3 +352,27 @@ def test_unknown_and_missing_backends_say_so():
         sg.function([x], x * 2, backend="tpu")
     with pytest.raises(NotImplementedError, match="CUDA backend"):
         sg.function([x], x * 2, backend="cuda")
+
+
+WARM_CHILD = textwrap.dedent("""
+    import sys
+    import numpy as np, symgrad as sg
+    from symgrad import build
+    x = sg.placeholder("x", (None, 4))
+    w = sg.shared(np.full((4, 3), 0.5, np.float32), name="w")
+    f = sg.function([x], sg.relu(x @ w))
+    out = f(np.ones((2, 4), np.float32))
+    rendered = "jinja2" in sys.modules
+    source_ok = "sg_run" in f.source
+    print(build.compiler_runs, rendered, source_ok, float(out[0, 0]))
+""")
+
+
+def test_warm_start_loads_a_remembered_library_without_rendering():
+    cold = run_child(WARM_CHILD)
+    assert cold.returncode == 0, cold.stderr
+    warm = run_child(WARM_CHILD)
+    assert warm.returncode == 0, warm.stderr
+    runs, rendered, source_ok, value = warm.stdout.split()
+    assert runs == "0" and rendered == "False" and source_ok == "True"
+    assert float(value) == 2.0

@@ -3,11 +3,13 @@ cache), and run a whole step with one foreign call per Function call."""
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 
 import numpy as np
 
 from ..codegen import c as c_render
+from ..codegen.kernels import GemmKernel
 from ..codegen.schedule import Schedule
 from ..function import Graph
 
@@ -53,13 +55,17 @@ class CProgram:
         schedule = Schedule(fn, fn.opt_level)
         self.schedule = schedule
         self.slots = c_render.plan_workspace(schedule.kernels, schedule.buffers)
-        self.source = c_render.render(schedule, self.slots, len(fn.sym_slots),
-                                      check_finite=self.check_finite, target=self.language)
-        uses_blas = "SG_USE_BLAS" in self.source
-        # with the trampoline, the step is called by address: no cdef to parse (ctypes opens it)
-        self.library = build.load_library(self.source, None if _trampoline else CDEF,
-                                          language=self.language, link_blas=uses_blas)
         self.graph = Graph(schedule.roots)
+        # with the trampoline, the step is called by address: no cdef to parse (ctypes opens it)
+        cdef = None if _trampoline else CDEF
+        graph_key = self._graph_key()
+        self._source = None
+        self.library = build.remembered_library(graph_key, cdef)
+        if self.library is None:
+            uses_blas = any(isinstance(k, GemmKernel) for k in schedule.kernels)
+            self.library = build.load_library(self.source, cdef, language=self.language,
+                                              link_blas=uses_blas)
+            build.remember_library(graph_key, self.library)
         self.kernels = [KernelInfo(k, schedule.ids) for k in schedule.kernels]
         self._errors = [k.error or f"kernel {k.name} failed" for k in schedule.kernels]
         self._n_inputs = len(fn.inputs)
@@ -81,6 +87,37 @@ class CProgram:
         self._layout_cache: dict[tuple, tuple] = {}
         self._workspace = np.empty(0, np.uint8)
         self._ws_address = 0
+
+    @property
+    def source(self) -> str:
+        """The generated C (rendered on demand: a warm start loads the library without it)."""
+        if self._source is None:
+            self._source = c_render.render(self.schedule, self.slots, len(self.fn.sym_slots),
+                                           check_finite=self.check_finite,
+                                           target=self.language)
+        return self._source
+
+    def _graph_key(self) -> str:
+        """Everything the generated source depends on: the optimized graph as printed (ops,
+        attributes, shapes, dtypes, names, numbering), constant values, the call's layout, the
+        options, and the code generator and compiler themselves."""
+        from .. import build
+        fn, ids = self.fn, self.graph.ids
+        h = hashlib.sha256()
+        parts = [str(self.graph),
+                 repr([(x.name, str(x.shape), x.dtype.name, ids.get(x.id)) for x in fn.inputs]),
+                 repr([ids[o.id] for o in fn.outputs]),
+                 repr([(t.name, str(t.shape), t.dtype.name, ids[v.id], ids.get(t.id))
+                       for t, v in fn.updates]),
+                 repr(sorted(fn.sym_slots.values())), str(fn.opt_level), str(self.check_finite),
+                 self.language, build.codegen_fingerprint(), build.compiler_identity(),
+                 repr(build.C_FLAGS)]
+        for part in parts:
+            h.update(part.encode() + b"\0")
+        for node in self.graph.nodes:
+            if node.op == "constant":
+                h.update(node.attr["value"].array.tobytes())
+        return h.hexdigest()
 
     # ------------------------------------------------------------------ per call
     def _layout(self, dims):

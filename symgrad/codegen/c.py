@@ -8,9 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-import jinja2
-
-from .kernels import Buffer, GemmKernel, LoopKernel, SpecialKernel, View
+from .kernels import Buffer, GemmKernel, LoopKernel
 from ..resources import resource_dir
 from .poly import Poly, product
 
@@ -20,7 +18,8 @@ ALIGN = 64
 
 
 @functools.lru_cache(maxsize=None)
-def environment() -> jinja2.Environment:
+def environment():
+    import jinja2  # here: a warm start that loads a remembered library never renders
     # Compiling the templates costs more than a warm start may take: keep their bytecode in the
     # cache directory (Jinja checks the templates' mtimes, so edits still show).
     from ..build import cache_dir
@@ -31,10 +30,12 @@ def environment() -> jinja2.Environment:
         bytecode = jinja2.FileSystemBytecodeCache(str(folder))
     except OSError:
         pass
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("templates")),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True,
-                              bytecode_cache=bytecode)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(resource_dir("templates")),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True,
+                             bytecode_cache=bytecode)
+    env.globals["const_values"] = const_values
+    return env
 
 
 # ---------------------------------------------------------------------- loop nests
@@ -229,16 +230,3 @@ def render(schedule, slots, n_dims: int, check_finite=False, target="c") -> str:
 def const_values(buf: Buffer) -> str:
     from .schedule import literal_text
     return ", ".join(literal_text(v, buf.dtype) for v in buf.data.reshape(-1))
-
-
-environment_globals = {"const_values": const_values}
-
-
-def _install_globals():
-    env = environment()
-    env.globals.update(environment_globals)
-    env.globals["SpecialKernel"] = SpecialKernel
-    env.globals["View"] = View
-
-
-_install_globals()
