@@ -376,3 +376,20 @@ def test_warm_start_loads_a_remembered_library_without_rendering():
     runs, rendered, source_ok, value = warm.stdout.split()
     assert runs == "0" and rendered == "False" and source_ok == "True"
     assert float(value) == 2.0
+
+
+def test_large_outputs_are_recycled_only_when_the_caller_let_go():
+    x = sg.placeholder("x", (None,))
+    f = sg.function([x], x * 2)
+    a = np.arange(1 << 19, dtype=np.float32)
+    kept = f(a)
+    view = f(a + 1)[::2]       # only a view survives: its base must not be reused
+    again = f(a + 2)
+    assert again is not kept and again.base is None and view.base is not again
+    np.testing.assert_array_equal(kept, a * 2)
+    np.testing.assert_array_equal(view, ((a + 1) * 2)[::2])
+    ident = id(again)
+    del again
+    recycled = f(a + 3)         # nobody holds the last result: its memory is used again
+    assert id(recycled) == ident
+    np.testing.assert_array_equal(recycled, (a + 3) * 2)

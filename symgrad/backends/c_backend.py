@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import sys
 
 import numpy as np
 
@@ -12,6 +13,8 @@ from ..codegen import c as c_render
 from ..codegen.kernels import GemmKernel
 from ..codegen.schedule import Schedule
 from ..function import Graph
+
+RECYCLE_BYTES = 1 << 20  # outputs below this are cheap to allocate: always fresh
 
 CDEF = """
 int64_t sg_workspace_size(const int64_t *dims);
@@ -87,6 +90,7 @@ class CProgram:
         self._layout_cache: dict[tuple, tuple] = {}
         self._workspace = np.empty(0, np.uint8)
         self._ws_address = 0
+        self._last_outputs = None
 
     @property
     def source(self) -> str:
@@ -137,7 +141,7 @@ class CProgram:
     def run(self, arrays, dims, outs=None):
         shapes, _ = self._layout(dims)
         if outs is None:
-            outs = [np.empty(shape, dtype) for shape, dtype in zip(shapes, self._out_dtypes)]
+            outs = self._fresh_outputs(shapes)
         if _trampoline is not None:
             status = _trampoline.call(self._run_address, arrays, outs, self._args_address,
                                       dims, self._ws_address)
@@ -145,6 +149,21 @@ class CProgram:
             status = self._run_cffi(arrays, dims, outs)
         if status:
             self._raise(status)
+        return outs
+
+    def _fresh_outputs(self, shapes):
+        """New output arrays, except that a large one the caller has already let go of (no
+        reference left but ours) is handed out again: a fresh allocation of that size costs a
+        page fault per 4 KiB on first touch, often more than the kernel that fills it."""
+        previous, outs = self._last_outputs, []
+        for i, (shape, dtype) in enumerate(zip(shapes, self._out_dtypes)):
+            old = previous[i] if previous else None
+            # 3 references: the `previous` list, `old` and getrefcount's argument
+            if old is not None and old.shape == shape and sys.getrefcount(old) == 3:
+                outs.append(old)
+            else:
+                outs.append(np.empty(shape, dtype))
+        self._last_outputs = [o if o.nbytes >= RECYCLE_BYTES else None for o in outs]
         return outs
 
     def _run_cffi(self, arrays, dims, outs):
