@@ -21,7 +21,7 @@ import numpy as np
 import symgrad as sg
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mlp_digits import load_digits, run_epoch  # noqa: E402  (same data split as mlp_digits.py)
+from mlp_digits import load_digits, mlp, run_epoch  # noqa: E402  (same data split as mlp_digits.py)
 
 OPTIMIZERS = {
     # name: (optimizer, learning rate, extra options)
@@ -34,21 +34,12 @@ OPTIMIZERS = {
 
 def build(optimizer, lr, options, backend, hidden=128, weight_decay=1e-4, clip_norm=None):
     """The MLP of mlp_digits.py, initialized from the same seeds every time."""
-    x = sg.placeholder("x", ("batch", 64))
-    t = sg.placeholder("t", ("batch",), dtype="int64")
-    W1 = sg.shared(sg.init.he_normal((64, hidden), seed=1), name="W1")
-    b1 = sg.shared(np.zeros(hidden, np.float32), name="b1")
-    W2 = sg.shared(sg.init.glorot_uniform((hidden, 10), seed=2), name="W2")
-    b2 = sg.shared(np.zeros(10, np.float32), name="b2")
-    params = [W1, b1, W2, b2]
-    logits = sg.relu(x @ W1 + b1) @ W2 + b2
-    loss = sg.cross_entropy(logits, t)
-    correct = sg.sum(sg.argmax(logits, axis=1) == t)
+    inputs, params, loss, correct = mlp(hidden)
     lr_tensor = sg.shared(np.float32(lr), name="lr")
     updates = optimizer(params, sg.grad(loss, params), lr=lr_tensor, weight_decay=weight_decay,
                         clip_norm=clip_norm, **options)
-    train_step = sg.function([x, t], [loss, correct], updates=updates, backend=backend)
-    evaluate = sg.function([x, t], [loss, correct], backend=backend)
+    train_step = sg.function(inputs, [loss, correct], updates=updates, backend=backend)
+    evaluate = sg.function(inputs, [loss, correct], backend=backend)
     return train_step, evaluate, lr_tensor
 
 

@@ -7,11 +7,18 @@ every output (simultaneous semantics).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import api as sg
 from .graph import (ShapeError, Sym, Tensor, format_graph, resolve_dim, resolve_shape, shape_str,
                     shapes_equal, topo_sort, user_site)
+
+
+def check_finite_requested(flag: bool) -> bool:
+    """`check_finite=True`, or SYMGRAD_CHECK_FINITE set to anything but 0 in the environment."""
+    return bool(flag) or os.environ.get("SYMGRAD_CHECK_FINITE", "") not in ("", "0")
 
 
 class InputError(TypeError, ValueError):

@@ -12,7 +12,7 @@ import numpy as np
 from ..codegen import c as c_render
 from ..codegen.kernels import GemmKernel
 from ..codegen.schedule import Schedule
-from ..function import Graph
+from ..function import Graph, check_finite_requested
 
 RECYCLE_BYTES = 1 << 20  # outputs below this are cheap to allocate: always fresh
 
@@ -53,8 +53,7 @@ class CProgram:
         from .. import build
 
         self.fn = fn
-        self.check_finite = check_finite or os.environ.get("SYMGRAD_CHECK_FINITE", "") not in (
-            "", "0")
+        self.check_finite = check_finite_requested(check_finite)
         schedule = Schedule(fn, fn.opt_level)
         self.schedule = schedule
         self.slots = c_render.plan_workspace(schedule.kernels, schedule.buffers)

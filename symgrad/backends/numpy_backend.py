@@ -2,11 +2,10 @@
 Every compiled backend is tested against it."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
-from ..function import Graph
+from ..function import Graph, check_finite_requested
 from ..graph import bind_dims, unbind_dims
 from ..ops import OPS
 
@@ -16,8 +15,7 @@ class NumpyProgram:
 
     def __init__(self, fn, check_finite=False):
         self.fn = fn
-        self.check_finite = check_finite or os.environ.get("SYMGRAD_CHECK_FINITE", "") not in (
-            "", "0")
+        self.check_finite = check_finite_requested(check_finite)
         self.roots = fn.outputs + [v for _, v in fn.updates]
         self.graph = Graph(self.roots)
         self.kernels = []
