@@ -100,16 +100,15 @@ class NumpyMLP:
         return loss
 
 
-def torch_step(values, compiled):
+def torch_step(values, forward, compiled):
+    """A torch training step (SGD momentum) of `forward(params, x, t) -> loss`."""
     params = [torch.tensor(v, requires_grad=True) for v in values]
     opt = torch.optim.SGD(params, lr=LR, momentum=MU)
 
-    def forward(x, t):
-        h = torch.relu(x @ params[0] + params[1])
-        h = torch.relu(h @ params[2] + params[3])
-        return torch.nn.functional.cross_entropy(h @ params[4] + params[5], t)
+    def loss_of(x, t):
+        return forward(params, x, t)
 
-    fwd = torch.compile(forward) if compiled else forward
+    fwd = torch.compile(loss_of) if compiled else loss_of
 
     def step(x, t):
         opt.zero_grad(set_to_none=True)
@@ -118,6 +117,32 @@ def torch_step(values, compiled):
         opt.step()
         return loss
     return step
+
+
+def add_torch_peers(systems, values, forward, arrays, compile_peers):
+    tensors = [torch.from_numpy(a) for a in arrays]
+    eager = torch_step(values, forward, compiled=False)
+    systems["torch eager"] = lambda: eager(*tensors)
+    if compile_peers:
+        try:
+            compiled = torch_step(values, forward, compiled=True)
+            compiled(*tensors)
+            systems["torch.compile"] = lambda: compiled(*tensors)
+        except Exception as exc:  # noqa: BLE001
+            print(f"  (torch.compile failed: {type(exc).__name__})")
+
+
+def torch_mlp(p, x, t):
+    h = torch.relu(x @ p[0] + p[1])
+    h = torch.relu(h @ p[2] + p[3])
+    return torch.nn.functional.cross_entropy(h @ p[4] + p[5], t)
+
+
+def torch_cnn(p, x, t):
+    F = torch.nn.functional
+    h = F.max_pool2d(F.relu(F.conv2d(x, p[0], p[1])), 2)
+    h = F.max_pool2d(F.relu(F.conv2d(h, p[2], p[3])), 2)
+    return F.cross_entropy(h.reshape(len(x), -1) @ p[4] + p[5], t)
 
 
 def jax_step(values):
@@ -154,16 +179,7 @@ def w4(peak, compile_peers):
         np.testing.assert_allclose(step(x, t), reference(x, t), rtol=1e-4)
     systems = {"symgrad c": lambda: step(x, t), "numpy backprop": lambda: reference(x, t)}
     if torch is not None:
-        tx, tt = torch.from_numpy(x), torch.from_numpy(t)
-        eager = torch_step(values, compiled=False)
-        systems["torch eager"] = lambda: eager(tx, tt)
-        if compile_peers:
-            try:
-                compiled = torch_step(values, compiled=True)
-                compiled(tx, tt)
-                systems["torch.compile"] = lambda: compiled(tx, tt)
-            except Exception as exc:  # noqa: BLE001
-                print(f"  (torch.compile failed: {type(exc).__name__})")
+        add_torch_peers(systems, values, torch_mlp, (x, t), compile_peers)
     if jax is not None:
         run = jax_step(values)
         jx, jt = jax.numpy.asarray(x), jax.numpy.asarray(t)
@@ -198,33 +214,7 @@ def conv_step(compile_peers):
     tv = rng.integers(0, 10, 64)
     systems = {"symgrad c": lambda: step(xv, tv)}
     if torch is not None:
-        tp = [torch.tensor(v, requires_grad=True) for v in values]
-        opt = torch.optim.SGD(tp, lr=LR, momentum=MU)
-        F = torch.nn.functional
-
-        def forward(xx, tt):
-            hh = F.max_pool2d(F.relu(F.conv2d(xx, tp[0], tp[1])), 2)
-            hh = F.max_pool2d(F.relu(F.conv2d(hh, tp[2], tp[3])), 2)
-            return F.cross_entropy(hh.reshape(len(xx), -1) @ tp[4] + tp[5], tt)
-
-        def make(fwd):
-            def run(xx, tt):
-                opt.zero_grad(set_to_none=True)
-                loss_ = fwd(xx, tt)
-                loss_.backward()
-                opt.step()
-                return loss_
-            return run
-        tx, tt = torch.from_numpy(xv), torch.from_numpy(tv)
-        eager = make(forward)
-        systems["torch eager"] = lambda: eager(tx, tt)
-        if compile_peers:
-            try:
-                comp = make(torch.compile(forward))
-                comp(tx, tt)
-                systems["torch.compile"] = lambda: comp(tx, tt)
-            except Exception as exc:  # noqa: BLE001
-                print(f"  (torch.compile failed: {type(exc).__name__})")
+        add_torch_peers(systems, values, torch_cnn, (xv, tv), compile_peers)
     med = interleaved(systems, repeats=11)
     report(f"conv training step, batch 64 [symgrad kernels: {len(step.kernels)}]", med,
            "symgrad c")

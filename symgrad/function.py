@@ -12,8 +12,8 @@ import os
 import numpy as np
 
 from . import api as sg
-from .graph import (ShapeError, Sym, Tensor, format_graph, resolve_dim, resolve_shape, shape_str,
-                    shapes_equal, topo_sort, user_site)
+from .graph import (ShapeError, Sym, Tensor, format_graph, resolve_shape, shape_str,
+                    shapes_equal, topo_sort)
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -318,4 +318,4 @@ def function(inputs, outputs, updates=None, backend="c", opt_level=2, **options)
     return Function(inputs, outputs, updates, backend=backend, opt_level=opt_level, **options)
 
 
-__all__ = ["Function", "function", "Graph", "InputError", "resolve_dim", "user_site"]
+__all__ = ["Function", "function", "Graph", "InputError"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph import DTYPES, Sym, Tensor, is_float, resolve_dim, resolve_shape, topo_sort
+from ..graph import DTYPES, Sym, Tensor, resolve_dim, resolve_shape, topo_sort
 from ..ops import OPS
 from .kernels import (Buffer, GemmKernel, Kernel, Literal, Load, LoopKernel, SpecialKernel,
                       View, ctype)
@@ -439,7 +439,7 @@ class Schedule:
             self._store_value(out, value, target)
         # updates: new values land in fresh buffers first, then are copied over the shared
         # storage at the very end, so every update reads old values
-        self.update_copies = []
+        update_copies = []
         for target_node, value_node in self.fn.updates:
             value = self.values[value_node.id]
             if not isinstance(value, View) or value.buffer.kind in ("shared", "input", "const") \
@@ -450,8 +450,8 @@ class Schedule:
                 self._store_value(value_node, value, staged)
                 value = staged
             dest = self.values[target_node.id]
-            self.update_copies.append((dest, value, target_node))
-        for dest, value, target_node in self.update_copies:
+            update_copies.append((dest, value, target_node))
+        for dest, value, target_node in update_copies:
             if not (self.fuse and self._update_in_place(dest, value)):
                 self._copy(target_node, value, dest)
 
@@ -548,4 +548,3 @@ def _slice(s: Schedule, node, view: View) -> View:
 VIEW_RULES = {"reshape": _reshape, "transpose": _transpose, "broadcast_to": _broadcast_to,
               "slice": _slice}
 
-__all__ = ["Schedule", "CodegenError", "Inline", "literal_text", "is_float"]

@@ -4,7 +4,7 @@ Row-wise ops see their operand as (outer, n, inner) around the normalized axis."
 from __future__ import annotations
 
 from .kernels import Literal, SpecialKernel, View
-from .poly import Poly, product
+from .poly import product
 from .schedule import literal_text
 
 
@@ -193,4 +193,3 @@ RULES = {"softmax": row_op, "log_softmax": row_op, "logsumexp": logsumexp,
          "random_uniform": random_uniform, "scatter_add": scatter_add,
          "one_hot": one_hot, "concatenate": concatenate, "unslice": unslice}
 
-__all__ = ["RULES", "Poly"]

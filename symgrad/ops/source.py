@@ -1,7 +1,6 @@
 """Leaves of the graph: placeholders (given per call), constants, shared tensors (state)."""
 from __future__ import annotations
 
-from ..graph import DTYPES
 from . import Op, register
 
 
@@ -26,5 +25,3 @@ class Constant(Source):
 class Shared(Source):
     name = "shared"
 
-
-__all__ = ["DTYPES"]
