@@ -102,7 +102,7 @@ def set_value(self: Tensor, value):
     if not np.can_cast(value.dtype, storage.array.dtype, "same_kind"):
         raise TypeError(f"set_value of {self.name or 'shared'}: expected {storage.array.dtype}, "
                         f"got {value.dtype}")
-    np.copyto(storage.array, value, casting="same_kind")
+    storage.overwrite(value)
 
 
 def _storage(t: Tensor) -> SharedValue:

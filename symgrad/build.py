@@ -67,11 +67,19 @@ if platform.machine() == "x86_64":
 # Flags for language "cuda": -fPIC/-fopenmp reach the host compiler; explicit gencodes
 # (SASS for Ampere and Hopper, plus PTX for compute_90 so newer GPUs can JIT it) rather than
 # -arch=native, which needs a GPU at build time and ties the cached file to one card.
-CUDA_FLAGS = ["-O3", "-Xcompiler", "-fPIC,-fopenmp", "-shared",
+# The shared cudart: every step library and every device pointer then belong to one runtime.
+CUDA_FLAGS = ["-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-shared", "--cudart=shared",
               "-gencode", "arch=compute_80,code=sm_80",
               "-gencode", "arch=compute_90,code=sm_90",
               "-gencode", "arch=compute_90,code=compute_90"]
-CUDA_LIBS = ["-lcudart"]
+CUDA_LIBS: list[str] = []
+# Language "cuda-emulate": the same .cu source compiled by the host C++ compiler against
+# csrc/symgrad_cuda_emulate.h, which runs blocks and threads on the CPU (tests without a GPU).
+# -O1: these builds are many and small, and run at test sizes.
+# Hidden visibility: each step library keeps its own copy of the emulator's state.
+CUDA_EMULATE_FLAGS = ["-std=c++17", "-O1", "-fPIC", "-shared", "-fvisibility=hidden",
+                      "-DSG_CUDA_EMULATE=1", "-x", "c++"]
+ASAN_FLAGS = ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]
 
 
 def cache_dir() -> pathlib.Path:
@@ -123,6 +131,23 @@ def _find_c_compiler() -> list[str]:
                           "Install one (Debian/Ubuntu: `apt-get install gcc`; macOS: "
                           "`xcode-select --install`) or set CC to its path. "
                           'backend="numpy" works without a C compiler.')
+
+
+def _find_cxx_compiler() -> list[str]:
+    cxx = os.environ.get("CXX", "").strip()
+    if cxx:
+        argv = shlex.split(cxx)
+        exe = shutil.which(argv[0])
+        if exe is None:
+            raise NoCompilerError(f"CXX={cxx!r} names a program that was not found. Fix CXX or "
+                                  "unset it.")
+        return [exe] + argv[1:]
+    for name in ("c++", "g++", "clang++"):
+        exe = shutil.which(name)
+        if exe:
+            return [exe]
+    raise NoCompilerError("No C++ compiler found (CXX is unset, and no c++, g++ or clang++ on "
+                          "PATH); the CUDA emulation (SYMGRAD_CUDA_EMULATE=1) needs one.")
 
 
 def _find_nvcc() -> list[str]:
@@ -287,6 +312,10 @@ def _toolchain(language: str, link_blas: bool):
     includes = [f"-I{csrc}"] if csrc else []
     if language == "c":
         argv, flags, libs, ext = _find_c_compiler(), C_FLAGS, C_LIBS, ".c"
+    elif language.startswith("cuda-emulate"):
+        argv, flags, libs, ext = _find_cxx_compiler(), CUDA_EMULATE_FLAGS, ["-lm"], ".cu"
+        if language == "cuda-emulate-asan":
+            flags = flags + ASAN_FLAGS
     else:
         argv, flags, libs, ext = _find_nvcc(), CUDA_FLAGS, CUDA_LIBS, ".cu"
         # the toolkit's libcudart is often not on the loader path: record where it is
@@ -308,12 +337,15 @@ def _toolchain(language: str, link_blas: bool):
     return argv, flags, includes, libs, ext, blas_lib
 
 
+LANGUAGES = ("c", "cuda", "cuda-emulate", "cuda-emulate-asan")
+
+
 def load_library(source: str, cdef: str | None, *, language: str = "c",
                  link_blas: bool = False) -> Library:
     """Compile `source` (or find it in the cache) and dlopen it with `cdef` declared (through
     cffi), or with `cdef=None` through ctypes (`lib` is then a ctypes.CDLL)."""
-    if language not in ("c", "cuda"):
-        raise ValueError(f'language must be "c" or "cuda", not {language!r}')
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, not {language!r}")
     argv, flags, includes, libs, ext, blas_lib = _toolchain(language, link_blas)
     ffi = _ffi_for(cdef) if cdef is not None else None
     lib, so, key, compiled = _cached_build(

@@ -243,10 +243,41 @@ class Tensor:
 
 
 class SharedValue:
-    """The storage of a shared tensor: one numpy array, updated in place by compiled functions."""
+    """The storage of a shared tensor: one numpy array, updated in place by compiled functions.
+
+    A CUDA step keeps a device copy (`mirror`) and updates it there; `fresh` says which copy
+    holds the newest value ("host", "device" or "both").  Reading `array` brings a newer device
+    value back first; code that writes the host array calls `host_written()`."""
+
+    device_only = 0  # how many storages have their newest value only on a device
 
     def __init__(self, array: np.ndarray):
-        self.array = array
+        self._array = array
+        self.mirror = None
+        self.fresh = "host"
+
+    @property
+    def array(self) -> np.ndarray:
+        if self.fresh == "device":
+            self.mirror.download(self._array)
+            self.set_fresh("both")
+        return self._array
+
+    def sync_to_host(self):
+        self.array  # noqa: B018  (the property fetches a newer device value)
+
+    def set_fresh(self, where: str):
+        SharedValue.device_only += (where == "device") - (self.fresh == "device")
+        self.fresh = where
+
+    def host_written(self):
+        if self.mirror is not None:
+            self.set_fresh("host")
+
+    def overwrite(self, value):
+        """Replace the whole value (no need to fetch a newer device copy first)."""
+        np.copyto(self._array, value, casting="same_kind")
+        self.set_fresh("host")
 
 
 def topo_sort(outputs) -> list:

@@ -129,14 +129,15 @@ def load_params(path, params, strict=True):
             if name not in data.files:
                 continue
             value = data[name]
-            target = t.attr["storage"].array
+            storage = t.attr["storage"]
+            target = storage.array
             if value.shape != target.shape:
                 raise ShapeError(f"load_params: param {name!r} has shape {target.shape} but the "
                                  f"file's array has shape {value.shape}")
             if value.dtype != target.dtype:
                 raise TypeError(f"load_params: param {name!r} is {target.dtype.name} but the "
                                 f"file's array is {value.dtype.name}")
-            staged.append((name, target, value))
-    for _, target, value in staged:
-        np.copyto(target, value)
+            staged.append((name, storage, value))
+    for _, storage, value in staged:
+        storage.overwrite(value)
     return LoadResult([n for n, _, _ in staged], missing, unexpected)

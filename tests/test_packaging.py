@@ -27,8 +27,10 @@ def test_templates_and_headers_are_installed():
     assert build._csrc_dir() is not None and (build._csrc_dir() / "symgrad_runtime.h").is_file()
     templates = pathlib.Path(resource_dir("templates"))
     csrc = pathlib.Path(resource_dir("csrc"))
-    for name in ("c/step.c.j2", "c/loops.c.j2", "c/special.c.j2"):
+    for name in ("c/step.c.j2", "c/loops.c.j2", "c/special.c.j2", "common/workspace.j2",
+                 "cuda/step.cu.j2", "cuda/loops.cu.j2", "cuda/special.cu.j2"):
         assert (templates / name).is_file(), name
-    for name in ("symgrad_runtime.h", "symgrad_call.c"):
+    for name in ("symgrad_runtime.h", "symgrad_call.c", "symgrad_cuda.h",
+                 "symgrad_cuda_emulate.h"):
         assert (csrc / name).is_file(), name
     assert symgrad.__version__

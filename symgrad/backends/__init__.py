@@ -11,6 +11,6 @@ def get_backend(name: str):
         from . import c_backend
         return c_backend
     if name == "cuda":
-        raise NotImplementedError('the CUDA backend is not in this version of symgrad yet; '
-                                  'use backend="c" (default) or backend="numpy"')
+        from . import cuda_backend
+        return cuda_backend
     raise ValueError(f"unknown backend {name!r}; choose 'c', 'cuda' or 'numpy'")

@@ -13,6 +13,7 @@ from ..codegen import c as c_render
 from ..codegen.kernels import GemmKernel
 from ..codegen.schedule import Schedule
 from ..function import Graph, check_finite_requested
+from ..graph import SharedValue
 
 RECYCLE_BYTES = 1 << 20  # outputs below this are cheap to allocate: always fresh
 
@@ -46,58 +47,36 @@ class KernelInfo:
         return f"<kernel {self.name}: {nodes}>"
 
 
-class CProgram:
+class CompiledProgram:
+    """What the compiled backends share: the schedule, the workspace plan, the printed graph,
+    the kernels' descriptions, the cache key of the source, and failure reports."""
     language = "c"
 
     def __init__(self, fn, check_finite=False):
-        from .. import build
-
         self.fn = fn
         self.check_finite = check_finite_requested(check_finite)
         schedule = Schedule(fn, fn.opt_level)
         self.schedule = schedule
         self.slots = c_render.plan_workspace(schedule.kernels, schedule.buffers)
         self.graph = Graph(schedule.roots)
-        # with the trampoline, the step is called by address: no cdef to parse (ctypes opens it)
-        cdef = None if _trampoline else CDEF
-        graph_key = self._graph_key()
-        self._source = None
-        self.library = build.remembered_library(graph_key, cdef)
-        if self.library is None:
-            uses_blas = any(isinstance(k, GemmKernel) for k in schedule.kernels)
-            self.library = build.load_library(self.source, cdef, language=self.language,
-                                              link_blas=uses_blas)
-            build.remember_library(graph_key, self.library)
         self.kernels = [KernelInfo(k, schedule.ids) for k in schedule.kernels]
         self._errors = [k.error or f"kernel {k.name} failed" for k in schedule.kernels]
-        self._n_inputs = len(fn.inputs)
-        # the entry point's void *args[]: inputs and outputs are written per call; shared
-        # storage never moves (set_value copies in place), so its pointers are set once here
-        self._args = np.zeros(max(1, schedule.n_args), np.uintp)
-        self._keep = []
-        for buf, node in zip([b for b in schedule.args if b.kind == "shared"],
-                             schedule.shared_nodes):
-            array = node.attr["storage"].array
-            self._keep.append(array)
-            self._args[buf.arg] = array.ctypes.data
-        self._args_address = self._args.ctypes.data
-        if _trampoline:
-            self._run_address = ctypes.cast(self.library.lib.sg_run, ctypes.c_void_p).value
-        else:
-            self.ffi, self.lib = self.library.ffi, self.library.lib
+        self._storages = [node.attr["storage"] for node in schedule.shared_nodes]
+        self._updated = [t.attr["storage"] for t, _ in fn.updates]
         self._out_dtypes = [node.dtype for node in fn.outputs]
         self._layout_cache: dict[tuple, tuple] = {}
-        self._workspace = np.empty(0, np.uint8)
-        self._ws_address = 0
-        self._last_outputs = None
+        self._source = None
+
+    def render(self) -> str:
+        return c_render.render(self.schedule, self.slots, len(self.fn.sym_slots),
+                               check_finite=self.check_finite, target="c")
 
     @property
     def source(self) -> str:
-        """The generated C (rendered on demand: a warm start loads the library without it)."""
+        """The generated source (rendered on demand: a warm start loads the library without
+        it)."""
         if self._source is None:
-            self._source = c_render.render(self.schedule, self.slots, len(self.fn.sym_slots),
-                                           check_finite=self.check_finite,
-                                           target=self.language)
+            self._source = self.render()
         return self._source
 
     def _graph_key(self) -> str:
@@ -122,7 +101,6 @@ class CProgram:
                 h.update(node.attr["value"].array.tobytes())
         return h.hexdigest()
 
-    # ------------------------------------------------------------------ per call
     def _layout(self, dims):
         """Output shapes and workspace bytes for these dims (cached: batch sizes repeat)."""
         key = tuple(dims)
@@ -132,13 +110,66 @@ class CProgram:
             layout = (self.fn.output_shapes(dims), total)
             if len(self._layout_cache) < 64:
                 self._layout_cache[key] = layout
-            if total > self._workspace.size:
-                self._workspace = np.empty(total, np.uint8)
-                self._ws_address = self._workspace.ctypes.data
         return layout
 
+    def workspace_bytes(self, dims) -> int:
+        return c_render.workspace_layout(self.slots, dims)[1]
+
+    def _raise(self, status):
+        n = len(self._errors)
+        if status > n:
+            k = self.kernels[status - n - 1]
+            nodes = ", ".join(f"%{k.ids[node.id]} {node.op}" for node in k.nodes)
+            raise FloatingPointError(f"check_finite: kernel {k.name} ({nodes}) produced NaN or "
+                                     "Inf")
+        raise KernelError(self._errors[status - 1])
+
+
+class CProgram(CompiledProgram):
+    language = "c"
+
+    def __init__(self, fn, check_finite=False):
+        from .. import build
+        super().__init__(fn, check_finite)
+        schedule = self.schedule
+        # with the trampoline, the step is called by address: no cdef to parse (ctypes opens it)
+        cdef = None if _trampoline else CDEF
+        graph_key = self._graph_key()
+        self.library = build.remembered_library(graph_key, cdef)
+        if self.library is None:
+            uses_blas = any(isinstance(k, GemmKernel) for k in schedule.kernels)
+            self.library = build.load_library(self.source, cdef, language=self.language,
+                                              link_blas=uses_blas)
+            build.remember_library(graph_key, self.library)
+        self._n_inputs = len(fn.inputs)
+        # the entry point's void *args[]: inputs and outputs are written per call; shared
+        # storage never moves (set_value copies in place), so its pointers are set once here
+        self._args = np.zeros(max(1, schedule.n_args), np.uintp)
+        self._keep = []
+        for buf, storage in zip([b for b in schedule.args if b.kind == "shared"],
+                                self._storages):
+            array = storage.array
+            self._keep.append(array)
+            self._args[buf.arg] = array.ctypes.data
+        self._args_address = self._args.ctypes.data
+        if _trampoline:
+            self._run_address = ctypes.cast(self.library.lib.sg_run, ctypes.c_void_p).value
+        else:
+            self.ffi, self.lib = self.library.ffi, self.library.lib
+        self._workspace = np.empty(0, np.uint8)
+        self._ws_address = 0
+        self._last_outputs = None
+
+    # ------------------------------------------------------------------ per call
+
     def run(self, arrays, dims, outs=None):
-        shapes, _ = self._layout(dims)
+        shapes, total = self._layout(dims)
+        if total > self._workspace.size:
+            self._workspace = np.empty(total, np.uint8)
+            self._ws_address = self._workspace.ctypes.data
+        if SharedValue.device_only:  # a CUDA step left newer values on its device
+            for storage in self._storages:
+                storage.sync_to_host()
         if outs is None:
             outs = self._fresh_outputs(shapes)
         if _trampoline is not None:
@@ -148,6 +179,8 @@ class CProgram:
             status = self._run_cffi(arrays, dims, outs)
         if status:
             self._raise(status)
+        for storage in self._updated:
+            storage.host_written()
         return outs
 
     def _fresh_outputs(self, shapes):
@@ -175,18 +208,6 @@ class CProgram:
             c_dims[k] = d
         return self.lib.sg_run(ffi.cast("void **", self._args_address), c_dims,
                                ffi.cast("char *", self._ws_address))
-
-    def workspace_bytes(self, dims) -> int:
-        return c_render.workspace_layout(self.slots, dims)[1]
-
-    def _raise(self, status):
-        n = len(self._errors)
-        if status > n:
-            k = self.kernels[status - n - 1]
-            nodes = ", ".join(f"%{k.ids[node.id]} {node.op}" for node in k.nodes)
-            raise FloatingPointError(f"check_finite: kernel {k.name} ({nodes}) produced NaN or "
-                                     "Inf")
-        raise KernelError(self._errors[status - 1])
 
 
 def _load_trampoline():

@@ -58,7 +58,7 @@ class NumpyProgram:
                 results.append(np.array(v, dtype=node.dtype, copy=True))  # the caller owns it
         new_values = [np.array(values[v.id], copy=True) for _, v in self.fn.updates]
         for (target, _), value in zip(self.fn.updates, new_values):
-            np.copyto(target.attr["storage"].array, value)
+            target.attr["storage"].overwrite(value)
         return results
 
 

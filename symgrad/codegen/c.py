@@ -148,12 +148,16 @@ def plan_workspace(kernels, buffers):
     return slots
 
 
-def slot_bytes_c(slot) -> str:
-    sizes = [f"{(b.size * b.dtype.itemsize).c()}" for b in slot]
-    expr = sizes[0]
-    for s in sizes[1:]:
-        expr = f"SG_MAX({expr}, {s})"
-    return expr
+def slot_sizes_c(slot) -> list:
+    """The byte sizes of a slot's buffers as C expressions, each once (the slot is as large as
+    the largest; a running max in statements, since nested SG_MAX macros grow exponentially
+    when expanded)."""
+    sizes = []
+    for b in slot:
+        text = (b.size * b.dtype.itemsize).c()
+        if text not in sizes:
+            sizes.append(text)
+    return sizes
 
 
 def workspace_layout(slots, dims) -> tuple:
@@ -222,7 +226,7 @@ def render(schedule, slots, n_dims: int, check_finite=False, target="c") -> str:
     return template.render(
         kernels=kernels, dims=[f"d{i}" for i in range(n_dims)],
         args=schedule.args, consts=[b for b in schedule.buffers if b.kind == "const"],
-        slots=[(i, slot, slot_bytes_c(slot)) for i, slot in enumerate(slots)],
+        slots=[(i, slot, slot_sizes_c(slot)) for i, slot in enumerate(slots)],
         align=ALIGN, check_finite=check_finite, uses_blas=any(
             isinstance(k, GemmKernel) for k in schedule.kernels))
 

@@ -30,7 +30,8 @@ auto break case char const continue default do double else enum extern float for
 int long register restrict return short signed sizeof static struct switch typedef union unsigned
 void volatile while bool true false int32_t int64_t NAN INFINITY exp log sqrt tanh sin cos pow
 inner o j x y m total scale shift label bad mi row g c acc parts threads best best_index pos
-offsets workspace dims args t result main
+offsets workspace dims args t result main n b w draw seed lane other error status debug
+cuda_error
 """.split())
 
 
@@ -117,7 +118,7 @@ class Schedule:
         base = "".join(c if c.isalnum() else "_" for c in base).strip("_") or "t"
         if base[0].isdigit():
             base = "t" + base
-        if base in RESERVED_NAMES or re.fullmatch(r"[a-z]\d+", base):
+        if base in RESERVED_NAMES or re.fullmatch(r"[a-z]\d+", base) or base.startswith("sg_"):
             base += "_"  # never shadow a C keyword, a helper or a kernel's local variable
         name, k = base, 1
         while name in self._names:
@@ -381,7 +382,8 @@ class Schedule:
             result = f"({out_t})(acc / (double){count.c()})"
         return {"argmax": False, "acc_type": acc_type, "identity": identity,
                 "combine": op.c_combine.format(acc="acc", v=f"({acc_type}){var}"),
-                "merge": op.c_combine.format(acc="acc", v="parts[t]"), "result": result,
+                "merge": op.c_combine.format(acc="acc", v="parts[t]"),
+                "join": op.c_combine.format(acc="acc", v="other"), "result": result,
                 "simd": node.op in ("sum", "mean")}
 
     # ------------------------------------------------------------------ matrix products

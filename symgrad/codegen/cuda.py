@@ -1,0 +1,71 @@
+"""Render a Schedule as one CUDA translation unit (templates/cuda/*.j2).
+
+The kernel description, the loop planning (collapsed dims, index expressions, the GEMM's
+operands and batch loops) and the workspace layout are the C renderer's; this module only adds
+the GPU decisions: how each kernel's index space maps onto blocks and threads.
+- element-wise loops: one thread per element, grid-stride;
+- reductions: a block per output (threads stride over the reduced elements, then a warp-shuffle
+  and shared-memory tree), except where each output's reduction is short or must keep numpy's
+  order (argmax's first maximum, column sums whose threads read neighbouring columns): a thread
+  per output;
+- row ops (softmax, losses): a block per row;
+- GEMM: the header's tiled kernel.
+"""
+from __future__ import annotations
+
+from .c import ALIGN, environment, gemm_plan, kernel_buffers, plan_loop, slot_sizes_c
+from .kernels import GemmKernel, LoopKernel
+from .poly import product
+
+# A reduction this short is one thread's loop: a block of threads would mostly idle.
+SHORT_REDUCTION = 32
+
+
+def _launch_geometry(kernel: LoopKernel, plan) -> str:
+    """Which CUDA mapping the loop kernel gets (see the module docstring)."""
+    if not kernel.reduce:
+        return "map"
+    reduced = product(kernel.reduced)
+    short = reduced.is_const and reduced.value <= SHORT_REDUCTION
+    if kernel.reduce["argmax"] or plan.columns or short:
+        return "thread_per_output"
+    return "block_per_output"
+
+
+def _extents(loops) -> str:
+    return " * ".join(f"({lp.extent})" for lp in loops) or "1"
+
+
+def render(schedule, slots, n_dims: int, check_finite=False) -> str:
+    kernels = []
+    for index, kernel in enumerate(schedule.kernels):
+        entry = {"k": kernel, "name": kernel.name, "comment": kernel.comment(schedule.ids),
+                 "buffers": kernel_buffers(kernel), "code": index + 1,
+                 "fails": bool(kernel.error)}
+        if isinstance(kernel, LoopKernel):
+            plan = plan_loop(kernel)
+            entry.update(kind=_launch_geometry(kernel, plan), plan=plan,
+                         outputs=_extents(plan.outer), reduced=_extents(plan.inner))
+        elif isinstance(kernel, GemmKernel):
+            entry.update(kind="gemm", plan=gemm_plan(kernel), fails=False)
+        else:
+            entry.update(kind="special", template=kernel.template)
+        entry["checks"] = [(b, b.size.c()) for b, written in entry["buffers"]
+                           if written and b.dtype.kind == "f"] if check_finite else []
+        kernels.append(entry)
+    template = environment().get_template("cuda/step.cu.j2")
+    return template.render(
+        kernels=kernels, dims=[f"d{i}" for i in range(n_dims)],
+        args=schedule.args, consts=[b for b in schedule.buffers if b.kind == "const"],
+        slots=[(i, slot, slot_sizes_c(slot)) for i, slot in enumerate(slots)],
+        align=ALIGN, check_finite=check_finite)
+
+
+def source_for(fn) -> str:
+    """The CUDA source of a Function compiled with any backend, without building it (the nvcc
+    checks render the test suite's graphs this way)."""
+    from .c import plan_workspace
+    from .schedule import Schedule
+    schedule = Schedule(fn, fn.opt_level)
+    slots = plan_workspace(schedule.kernels, schedule.buffers)
+    return render(schedule, slots, len(fn.sym_slots))

@@ -1,0 +1,275 @@
+"""The CUDA backend, run where there is no GPU: the generated CUDA source compiled by the host
+C++ compiler against csrc/symgrad_cuda_emulate.h (blocks and threads as fibers, real barriers and
+warp shuffles), equal to the numpy backend.  Each emulated test runs its step in two thread
+orders, so a missing barrier shows.  The same tests run on a real GPU where one exists (marker
+`gpu`).  The nvcc compile check of every generated kernel is tests/test_cuda_nvcc.py."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import symgrad as sg
+from symgrad import build
+from symgrad.backends.c_backend import KernelError
+from symgrad.backends.cuda_backend import CudaError
+
+import cuda_cases
+from test_c_backend import build_random, random_graph
+
+if not any(shutil.which(c) for c in (os.environ.get("CXX") or "c++", "g++", "clang++")):
+    pytest.skip("the CUDA emulation needs a C++ compiler", allow_module_level=True)
+
+ORDERS = ("forward", "reverse")
+
+
+def gpu_present() -> bool:
+    return shutil.which("nvcc") is not None and os.path.exists("/dev/nvidiactl")
+
+
+@pytest.fixture(params=["emulated", pytest.param("gpu", marks=pytest.mark.gpu)])
+def cuda(request, monkeypatch):
+    """Where the CUDA steps run: the CPU emulation here, a real GPU where there is one.  Yields
+    the thread orders to try (the emulation's visiting order; a GPU has its own)."""
+    if request.param == "gpu":
+        if not gpu_present():
+            pytest.skip("no CUDA GPU on this machine")
+        monkeypatch.delenv("SYMGRAD_CUDA_EMULATE", raising=False)
+        return ("gpu",)
+    monkeypatch.setenv("SYMGRAD_CUDA_EMULATE", "1")
+    return ORDERS
+
+
+def in_orders(orders, monkeypatch, call):
+    """call() once per thread order; results keyed by order."""
+    results = {}
+    for order in orders:
+        if order != "gpu":
+            monkeypatch.setenv("SYMGRAD_CUDA_EMULATE_ORDER", order)
+        results[order] = call()
+    return results
+
+
+def agrees(got, ref) -> bool:
+    """The numpy backend's value within float tolerance: float64 to ~1e-12, float32 to ~1e-5
+    relative, with an absolute floor scaled by the values' magnitude (the GPU sums in another
+    order than numpy)."""
+    got, ref = np.asarray(got), np.asarray(ref)
+    if got.dtype != ref.dtype or got.shape != ref.shape:
+        return False
+    if ref.dtype.kind != "f":
+        return np.array_equal(got, ref)
+    finite = ref[np.isfinite(ref)]
+    scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
+    rtol = 1e-12 if ref.dtype == np.float64 else 1e-5
+    return np.allclose(got, ref, rtol=rtol, atol=rtol * scale, equal_nan=True)
+
+
+# ---------------------------------------------------------------- the op registry, in chunks
+CHUNKS = cuda_cases.CHUNKS_BY_NAME
+
+
+@pytest.mark.parametrize("build_chunk", [b for _, b in CHUNKS], ids=[n for n, _ in CHUNKS])
+def test_registry_values_and_gradients_match_numpy(build_chunk, cuda, monkeypatch):
+    chunk = build_chunk()
+    ref = sg.function(chunk.inputs, chunk.outputs, backend="numpy")(*chunk.arrays)
+    fn = sg.function(chunk.inputs, chunk.outputs, backend="cuda")
+    originals = [a.copy() for a in chunk.arrays]
+    for order, got in in_orders(cuda, monkeypatch, lambda: fn(*chunk.arrays)).items():
+        wrong = sorted({label for label, g, r in zip(chunk.labels, got, ref)
+                        if not agrees(g, r)})
+        assert not wrong, f"{order} thread order: {wrong}"
+    for a, o in zip(chunk.arrays, originals):
+        np.testing.assert_array_equal(a, o)
+
+
+# ---------------------------------------------------------------- a training step
+def train(backend, batches):
+    step, params = cuda_cases.mlp_step(backend)
+    history = [step(x, t) for x, t in batches]
+    return history, [p.get_value() for p in params]
+
+
+def test_mlp_training_step_matches_numpy(cuda, monkeypatch):
+    batches = cuda_cases.mlp_data()
+    ref_history, ref_params = train("numpy", batches)
+    for order, (history, params) in in_orders(
+            cuda, monkeypatch, lambda: train("cuda", batches)).items():
+        for (loss, correct), (ref_loss, ref_correct) in zip(history, ref_history):
+            np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, err_msg=order)
+            assert int(correct) == int(ref_correct), order
+        for p, r in zip(params, ref_params):
+            np.testing.assert_allclose(p, r, rtol=1e-4, atol=1e-5, err_msg=order)
+    assert ref_history[-1][0] < ref_history[0][0]  # it learns
+
+
+def test_shared_values_live_on_the_device_and_come_back(cuda):
+    x = sg.placeholder("x", (3,))
+    w = sg.shared(np.ones(3, np.float32), name="w")
+    step = sg.function([x], [sg.sum(w * x)], updates=[(w, w * 2)], backend="cuda")
+    peek = sg.function([x], [sg.sum(w * x)], backend="c")
+    ones = np.ones(3, np.float32)
+    assert float(step(ones)[0]) == 3.0
+    assert float(step(ones)[0]) == 6.0
+    np.testing.assert_array_equal(w.get_value(), [4, 4, 4])   # fetched from the device
+    assert float(peek(ones)[0]) == 12.0                        # the C backend sees it too
+    w.set_value(np.full(3, 0.5, np.float32))                   # and the device sees this
+    assert float(step(ones)[0]) == 1.5
+    c_step = sg.function([x], [sg.sum(w * x)], updates=[(w, w + 1)], backend="c")
+    c_step(ones)                                               # host-side update...
+    assert float(step(ones)[0]) == 6.0                         # ...reaches the device
+
+
+# ---------------------------------------------------------------- random graphs
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_graph(), st.integers(0, 2 ** 31 - 1))
+def test_random_graphs_and_gradients_match_numpy(spec, seed):
+    rows, cols, program, final = spec
+    inputs, outputs = build_random(rows, cols, program, final)
+    rng = np.random.default_rng(seed)
+    arrays = [rng.uniform(-1.5, 1.5, (rows, cols)), rng.uniform(-1.5, 1.5, cols),
+              rng.uniform(-1.5, 1.5, (rows, 1)), rng.uniform(-0.5, 0.5, (cols, cols))]
+    arrays = [a.astype(np.float32) for a in arrays]
+    ref = sg.function(inputs, outputs, backend="numpy")(*arrays)
+    old = os.environ.get("SYMGRAD_CUDA_EMULATE")
+    os.environ["SYMGRAD_CUDA_EMULATE"] = "1"  # hypothesis runs the body without fixtures
+    try:
+        fn = sg.function(inputs, outputs, backend="cuda")
+        for order in ORDERS:
+            os.environ["SYMGRAD_CUDA_EMULATE_ORDER"] = order
+            for r, g in zip(ref, fn(*arrays)):
+                scale = max(1.0, float(np.max(np.abs(r))))
+                np.testing.assert_allclose(g, r, rtol=2e-5, atol=2e-5 * scale, err_msg=order)
+    finally:
+        os.environ.pop("SYMGRAD_CUDA_EMULATE_ORDER", None)
+        if old is None:
+            os.environ.pop("SYMGRAD_CUDA_EMULATE", None)
+        else:
+            os.environ["SYMGRAD_CUDA_EMULATE"] = old
+
+
+# ---------------------------------------------------------------- what the user sees
+def test_source_is_readable_cuda(cuda):
+    x = sg.placeholder("x", (None, 64))
+    fn = sg.function([x], [sg.softmax(x) * 2, sg.sum(sg.tanh(x), axis=1)], backend="cuda")
+    src = fn.source
+    assert "__global__ void" in src and "__syncthreads()" in src and "SG_LAUNCH" in src
+    assert "/* k0_softmax: %1 softmax (x.shape[0], 64) */" in src
+    assert "sg_run(void **args" in src
+
+
+def test_a_label_out_of_range_raises_naming_the_op(cuda):
+    logits = sg.placeholder("logits", (None, 4))
+    t = sg.placeholder("t", (None,), dtype="int64")
+    loss = sg.cross_entropy(logits, t)
+    fn = sg.function([logits, t], [loss, sg.grad(loss, logits)], backend="cuda")
+    z = np.zeros((3, 4), np.float32)
+    fn(z, np.array([0, 1, 3]))
+    with pytest.raises(KernelError, match="softmax_cross_entropy .*outside \\[0, 4\\)"):
+        fn(z, np.array([0, 4, 1]))
+    fn(z, np.array([0, 1, 3]))  # the step still works afterwards
+
+
+def test_gather_index_out_of_range_raises(cuda):
+    table = sg.placeholder("table", (5, 3))
+    idx = sg.placeholder("idx", (None,), dtype="int64")
+    fn = sg.function([table, idx], sg.take(table, idx, axis=0), backend="cuda")
+    tab = np.arange(15, dtype=np.float32).reshape(5, 3)
+    np.testing.assert_array_equal(fn(tab, np.array([4, -1, 0])), tab[[4, -1, 0]])
+    with pytest.raises(KernelError, match="take .*out of range"):
+        fn(tab, np.array([0, 5]))
+
+
+def test_check_finite_names_the_kernel(cuda):
+    x = sg.placeholder("x", (None,))
+    fn = sg.function([x], sg.log(x) * 2, backend="cuda", check_finite=True)
+    np.testing.assert_allclose(fn(np.array([1.0, 2.0], np.float32)), 2 * np.log([1, 2]),
+                               rtol=1e-6)
+    with pytest.raises(FloatingPointError, match="kernel k0_loop.*log"):
+        fn(np.array([1.0, -1.0], np.float32))
+
+
+def test_batch_sizes_share_one_build(cuda):
+    x = sg.placeholder("x", (None, 5))
+    fn = sg.function([x], sg.mean(sg.relu(x) * 3, axis=0), backend="cuda")
+    runs = build.compiler_runs
+    for rows in (1, 7, 300):
+        a = np.random.default_rng(rows).standard_normal((rows, 5)).astype(np.float32)
+        np.testing.assert_allclose(fn(a), (np.maximum(a, 0) * 3).mean(0), rtol=1e-5,
+                                   atol=1e-6)
+    assert build.compiler_runs == runs
+
+
+def test_out_arrays_are_filled(cuda):
+    x = sg.placeholder("x", (None, 3))
+    fn = sg.function([x], [x * 2, sg.sum(x)], backend="cuda")
+    outs = [np.empty((2, 3), np.float32), np.empty((), np.float32)]
+    got = fn(np.ones((2, 3), np.float32), out=outs)
+    assert got[0] is outs[0]
+    np.testing.assert_array_equal(outs[0], 2)
+    assert float(outs[1]) == 6
+
+
+# ---------------------------------------------------------------- without nvcc, without a GPU
+def test_without_nvcc_sg_function_says_so(monkeypatch, tmp_path):
+    monkeypatch.delenv("SYMGRAD_CUDA_EMULATE", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path / "no-cuda"))
+    x = sg.placeholder("x", (3,))
+    with pytest.raises(build.NoCompilerError, match="nvcc"):
+        sg.function([x], x * 2 + 1, backend="cuda")
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
+@pytest.mark.skipif(gpu_present(), reason="this machine has a GPU")
+def test_without_a_gpu_the_first_call_says_so(monkeypatch):
+    monkeypatch.delenv("SYMGRAD_CUDA_EMULATE", raising=False)
+    x = sg.placeholder("x", (3,))
+    fn = sg.function([x], x * 2 + 1, backend="cuda")   # nvcc builds it; the source is there
+    assert "__global__" in fn.source
+    with pytest.raises(CudaError, match="no CUDA device.*SYMGRAD_CUDA_EMULATE=1"):
+        fn(np.ones(3, np.float32))
+
+
+# ---------------------------------------------------------------- under AddressSanitizer
+def _libasan():
+    cxx = shutil.which("g++")
+    if cxx is None:
+        return None
+    path = subprocess.run([cxx, "-print-file-name=libasan.so"], capture_output=True,
+                          text=True).stdout.strip()
+    return path if os.path.isabs(path) and os.path.exists(path) else None
+
+
+@pytest.mark.skipif(_libasan() is None, reason="needs g++ with libasan")
+def test_the_training_step_and_a_registry_chunk_run_clean_under_asan(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import numpy as np
+        import symgrad as sg
+        import cuda_cases
+        from test_cuda import agrees
+        batches = cuda_cases.mlp_data(batches=2)
+        ref, _ = cuda_cases.mlp_step("numpy")
+        got, _ = cuda_cases.mlp_step("cuda")
+        for x, t in batches:
+            assert abs(float(got(x, t)[0]) - float(ref(x, t)[0])) < 1e-4
+        chunk = dict(cuda_cases.CHUNKS_BY_NAME)["grads0"]()
+        want = sg.function(chunk.inputs, chunk.outputs, backend="numpy")(*chunk.arrays)
+        have = sg.function(chunk.inputs, chunk.outputs, backend="cuda")(*chunk.arrays)
+        assert all(agrees(g, r) for g, r in zip(have, want))
+        print("asan-ok")
+    """)
+    env = dict(os.environ, SYMGRAD_CUDA_EMULATE="asan", LD_PRELOAD=_libasan(),
+               ASAN_OPTIONS="detect_leaks=0:abort_on_error=0")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert r.returncode == 0 and "asan-ok" in r.stdout, r.stderr[-4000:]
+    assert "AddressSanitizer" not in r.stderr, r.stderr[-4000:]
