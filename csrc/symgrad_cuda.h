@@ -105,18 +105,30 @@ __device__ __forceinline__ void sg_philox4x32(uint32_t c[4], uint32_t k0, uint32
     }
 }
 
-/* ---- GEMM: C = op(A) @ op(B), row-major, transposes as template flags (no copies) ----
- * cuBLAS is not assumed.  Each block computes a 64x64 tile of C from 16-deep slices of A and B
- * staged in shared memory; each of its 256 threads keeps a 4x4 block of C in registers.  Tiles
- * are visited grid-stride, so any grid (the emulation's few blocks included) covers C. */
+/* ---- GEMM: op(A) @ op(B), row-major, transposes as template flags (no copies) ----
+ * cuBLAS is not assumed.  Each block computes a 64x64 tile of the product from 16-deep slices of
+ * A and B staged in shared memory; each of its 256 threads keeps a 4x4 block in registers.
+ * Tiles are visited grid-stride, so any grid (the emulation's few blocks included) covers C.
+ * Each finished element goes to `epilogue(i, j, value)`: a plain store (sg_store), or the
+ * element-wise kernel that follows the product in the step (bias, activation, ...), generated
+ * as a functor so the product never makes a round trip through memory. */
 #define SG_GEMM_BM 64
 #define SG_GEMM_BN 64
 #define SG_GEMM_BK 16
 
-template <typename T, bool TA, bool TB>
+template <typename T>
+struct sg_store {
+    T *c;
+    int64_t ldc;
+    __device__ __forceinline__ void operator()(int64_t i, int64_t j, T value) const {
+        c[i * ldc + j] = value;
+    }
+};
+
+template <typename T, bool TA, bool TB, typename Epilogue>
 __global__ void __launch_bounds__(256)
 sg_gemm_kernel(int64_t m, int64_t n, int64_t k, const T *__restrict__ a, int64_t lda,
-               const T *__restrict__ b, int64_t ldb, T *__restrict__ c, int64_t ldc) {
+               const T *__restrict__ b, int64_t ldb, Epilogue epilogue) {
     /* +4 padding: the column reads of the inner product do not all hit one bank */
     __shared__ T a_tile[SG_GEMM_BK][SG_GEMM_BM + 4];
     __shared__ T b_tile[SG_GEMM_BK][SG_GEMM_BN + 4];
@@ -161,25 +173,31 @@ sg_gemm_kernel(int64_t m, int64_t n, int64_t k, const T *__restrict__ a, int64_t
             if (gi >= m) continue;
             for (int j = 0; j < 4; j++) {
                 const int64_t gj = col0 + tx + 16 * j;
-                if (gj < n) c[gi * ldc + gj] = acc[i][j];
+                if (gj < n) epilogue(gi, gj, acc[i][j]);
             }
         }
     }
 }
 
-template <typename T>
-static cudaError_t sg_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,
-                           int64_t lda, const T *b, int64_t ldb, T *c, int64_t ldc) {
+template <typename T, typename Epilogue>
+static cudaError_t sg_gemm_into(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,
+                                int64_t lda, const T *b, int64_t ldb, Epilogue epilogue) {
     if (m == 0 || n == 0) return cudaSuccess;
     const int64_t tiles_m = (m + SG_GEMM_BM - 1) / SG_GEMM_BM;
     const int64_t tiles_n = (n + SG_GEMM_BN - 1) / SG_GEMM_BN;
     const dim3 grid((unsigned)(tiles_n < SG_GRID_CAP ? tiles_n : SG_GRID_CAP),
                     (unsigned)(tiles_m < SG_GRID_CAP ? tiles_m : SG_GRID_CAP));
-    if (ta && tb) SG_LAUNCH((sg_gemm_kernel<T, true, true>), grid, 256, m, n, k, a, lda, b, ldb, c, ldc);
-    else if (ta) SG_LAUNCH((sg_gemm_kernel<T, true, false>), grid, 256, m, n, k, a, lda, b, ldb, c, ldc);
-    else if (tb) SG_LAUNCH((sg_gemm_kernel<T, false, true>), grid, 256, m, n, k, a, lda, b, ldb, c, ldc);
-    else SG_LAUNCH((sg_gemm_kernel<T, false, false>), grid, 256, m, n, k, a, lda, b, ldb, c, ldc);
+    if (ta && tb) SG_LAUNCH((sg_gemm_kernel<T, true, true, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
+    else if (ta) SG_LAUNCH((sg_gemm_kernel<T, true, false, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
+    else if (tb) SG_LAUNCH((sg_gemm_kernel<T, false, true, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
+    else SG_LAUNCH((sg_gemm_kernel<T, false, false, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
     return cudaGetLastError();
+}
+
+template <typename T>
+static cudaError_t sg_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,
+                           int64_t lda, const T *b, int64_t ldb, T *c, int64_t ldc) {
+    return sg_gemm_into(ta, tb, m, n, k, a, lda, b, ldb, sg_store<T>{c, ldc});
 }
 
 /* ---- the non-finite check mode ---- */

@@ -273,3 +273,17 @@ def test_the_training_step_and_a_registry_chunk_run_clean_under_asan(tmp_path):
                        timeout=600)
     assert r.returncode == 0 and "asan-ok" in r.stdout, r.stderr[-4000:]
     assert "AddressSanitizer" not in r.stderr, r.stderr[-4000:]
+
+
+def test_the_gemm_epilogue_runs_in_the_gemm(cuda):
+    x = sg.placeholder("x", (None, 5))
+    w = sg.shared(np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3), name="w")
+    b = sg.shared(np.array([0.1, -0.5, 0.2], np.float32), name="b")
+    fn = sg.function([x], sg.relu(x @ w + b), backend="cuda")
+    src = fn.source
+    # one launch computes the product, the bias and the relu: no kernel of its own for them
+    assert "struct k0_gemm_matmul_epilogue" in src and "sg_relu" in src
+    assert src.count("__global__") == 0 and "launch_k1" not in src
+    a = np.random.default_rng(1).standard_normal((70, 5)).astype(np.float32)
+    np.testing.assert_allclose(fn(a), np.maximum(a @ w.get_value() + b.get_value(), 0),
+                               rtol=1e-5, atol=1e-6)

@@ -36,13 +36,58 @@ def _extents(loops) -> str:
     return " * ".join(f"({lp.extent})" for lp in loops) or "1"
 
 
+def _fusable_epilogue(gemm: GemmKernel, plan: dict, loop) -> bool:
+    """Whether the element-wise loop right after a GEMM can run inside the GEMM's store: it maps
+    over exactly the product's elements, reads the product only at the element being stored,
+    and writes nothing the GEMM reads."""
+    if plan["loops"] or not isinstance(loop, LoopKernel) or loop.reduce:
+        return False
+    c = gemm.c
+    if not (c.offset.is_zero() and c.is_contiguous() and tuple(loop.shape) == tuple(c.shape)):
+        return False
+    if any(l.view.buffer is c.buffer and (l.view.offset != c.offset or
+                                          tuple(l.view.strides) != tuple(c.strides))
+           for l in loop.loads):
+        return False
+    return not ({id(gemm.a.buffer), id(gemm.b.buffer)} & {id(b) for b in loop.writes})
+
+
+def _epilogue_entry(entry, loop, later) -> dict:
+    """The GEMM entry turned into a GEMM whose store runs `loop` (codegen of the functor in
+    templates/cuda/loops.cu.j2): the product arrives as `sg_value`, and is stored as well only
+    where something else still reads it."""
+    gemm, c = entry["k"], entry["k"].c
+    keep_c = c.buffer.kind != "work" or any(c.buffer in k.reads for k in later)
+    plan = plan_loop(loop)
+    loads = [(t, var, "sg_value" if buf == c.buffer.name else f"{buf}[{idx}]")
+             for t, var, buf, idx in plan.loads]
+    members = [(b, w) for b, w in kernel_buffers(loop) if b is not c.buffer]
+    if keep_c:
+        members.append((c.buffer, True))
+    gemm_inputs = [(b, w) for b, w in entry["buffers"] if b is not c.buffer]
+    seen = {id(b) for b, _ in members}
+    return dict(entry, kind="gemm_epilogue", loop=loop, loop_plan=plan, loads=loads,
+                members=members, keep_c=keep_c, c_type=c.buffer.ctype,
+                buffers=members + [(b, w) for b, w in gemm_inputs if id(b) not in seen])
+
+
 def render(schedule, slots, n_dims: int, check_finite=False) -> str:
     kernels = []
+    fused_into_gemm = set()
     for index, kernel in enumerate(schedule.kernels):
+        if index in fused_into_gemm:
+            continue
         entry = {"k": kernel, "name": kernel.name, "comment": kernel.comment(schedule.ids),
                  "buffers": kernel_buffers(kernel), "code": index + 1,
                  "fails": bool(kernel.error)}
-        if isinstance(kernel, LoopKernel):
+        following = schedule.kernels[index + 1:]
+        if isinstance(kernel, GemmKernel) and following and \
+                _fusable_epilogue(kernel, gemm_plan(kernel), following[0]):
+            entry.update(plan=gemm_plan(kernel), fails=False)
+            entry = _epilogue_entry(entry, following[0], following[1:])
+            entry["comment"] += "; " + following[0].comment(schedule.ids)
+            fused_into_gemm.add(index + 1)
+        elif isinstance(kernel, LoopKernel):
             plan = plan_loop(kernel)
             entry.update(kind=_launch_geometry(kernel, plan), plan=plan,
                          outputs=_extents(plan.outer), reduced=_extents(plan.inner))
