@@ -287,3 +287,36 @@ def test_the_gemm_epilogue_runs_in_the_gemm(cuda):
     a = np.random.default_rng(1).standard_normal((70, 5)).astype(np.float32)
     np.testing.assert_allclose(fn(a), np.maximum(a @ w.get_value() + b.get_value(), 0),
                                rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- layers
+def layer_graph():
+    """Conv, pools, layer norm and causal attention with their gradients, in one step."""
+    rng = np.random.default_rng(3)
+    x = sg.placeholder("x", (2, 2, 7, 7), "float64")
+    k = sg.placeholder("k", (3, 2, 3, 3), "float64")
+    seq = sg.placeholder("seq", (2, 5, 4), "float64")
+    h = sg.relu(sg.conv2d(x, k, stride=2, padding=2))
+    pooled = sg.max_pool2d(h, 2, padding=1) + sg.avg_pool2d(h, 3, stride=1, padding=1)[..., :3, :3]
+    normed = sg.layer_norm(seq)
+    att = sg.scaled_dot_product_attention(normed, normed, seq, causal=True)
+    cost = sg.sum(pooled * pooled) + sg.sum(att * sg.constant(rng.standard_normal((2, 5, 4))))
+    inputs = [x, k, seq]
+    arrays = [rng.standard_normal(t.shape) for t in inputs]
+    return inputs, [pooled, att, *sg.grad(cost, inputs)], arrays
+
+
+def test_conv_pool_layer_norm_attention_and_gradients_match_numpy(cuda, monkeypatch):
+    inputs, outputs, arrays = layer_graph()
+    ref = sg.function(inputs, outputs, backend="numpy")(*arrays)
+    fn = sg.function(inputs, outputs, backend="cuda")
+    for order, got in in_orders(cuda, monkeypatch, lambda: fn(*arrays)).items():
+        for i, (g, r) in enumerate(zip(got, ref)):
+            assert agrees(g, r), f"{order}: output {i}"
+
+
+def test_debug_mode_waits_for_each_kernel_and_still_agrees(cuda):
+    inputs, outputs, arrays = layer_graph()
+    ref = sg.function(inputs, outputs, backend="numpy")(*arrays)
+    got = sg.function(inputs, outputs, backend="cuda", debug=True)(*arrays)
+    assert all(agrees(g, r) for g, r in zip(got, ref))
