@@ -112,6 +112,13 @@ __device__ __forceinline__ void sg_philox4x32(uint32_t c[4], uint32_t k0, uint32
  * Each finished element goes to `epilogue(i, j, value)`: a plain store (sg_store), or the
  * element-wise kernel that follows the product in the step (bias, activation, ...), generated
  * as a functor so the product never makes a round trip through memory. */
+/* 256 threads a block; at most 128 registers each keeps two blocks per SM.  Without the cap
+ * ptxas aims for 64 and spills the double-precision variants. */
+#if defined(__CUDACC__) && (__CUDACC_VER_MAJOR__ > 12 || (__CUDACC_VER_MAJOR__ == 12 && __CUDACC_VER_MINOR__ >= 4))
+#define SG_GEMM_REGISTERS __maxnreg__(128)
+#else
+#define SG_GEMM_REGISTERS __launch_bounds__(256)
+#endif
 #define SG_GEMM_BM 64
 #define SG_GEMM_BN 64
 #define SG_GEMM_BK 16
@@ -125,8 +132,8 @@ struct sg_store {
     }
 };
 
-template <typename T, bool TA, bool TB, typename Epilogue>
-__global__ void __launch_bounds__(256)
+template <typename T, int TA, int TB, typename Epilogue>
+__global__ void SG_GEMM_REGISTERS
 sg_gemm_kernel(int64_t m, int64_t n, int64_t k, const T *__restrict__ a, int64_t lda,
                const T *__restrict__ b, int64_t ldb, Epilogue epilogue) {
     /* +4 padding: the column reads of the inner product do not all hit one bank */
@@ -179,25 +186,24 @@ sg_gemm_kernel(int64_t m, int64_t n, int64_t k, const T *__restrict__ a, int64_t
     }
 }
 
-template <typename T, typename Epilogue>
-static cudaError_t sg_gemm_into(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,
-                                int64_t lda, const T *b, int64_t ldb, Epilogue epilogue) {
+/* The transposes are template arguments: the generated code knows them, and each call then
+ * instantiates one kernel instead of four. */
+template <int TA, int TB, typename T, typename Epilogue>
+static cudaError_t sg_gemm_into(int64_t m, int64_t n, int64_t k, const T *a, int64_t lda,
+                                const T *b, int64_t ldb, Epilogue epilogue) {
     if (m == 0 || n == 0) return cudaSuccess;
     const int64_t tiles_m = (m + SG_GEMM_BM - 1) / SG_GEMM_BM;
     const int64_t tiles_n = (n + SG_GEMM_BN - 1) / SG_GEMM_BN;
     const dim3 grid((unsigned)(tiles_n < SG_GRID_CAP ? tiles_n : SG_GRID_CAP),
                     (unsigned)(tiles_m < SG_GRID_CAP ? tiles_m : SG_GRID_CAP));
-    if (ta && tb) SG_LAUNCH((sg_gemm_kernel<T, true, true, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
-    else if (ta) SG_LAUNCH((sg_gemm_kernel<T, true, false, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
-    else if (tb) SG_LAUNCH((sg_gemm_kernel<T, false, true, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
-    else SG_LAUNCH((sg_gemm_kernel<T, false, false, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
+    SG_LAUNCH((sg_gemm_kernel<T, TA, TB, Epilogue>), grid, 256, m, n, k, a, lda, b, ldb, epilogue);
     return cudaGetLastError();
 }
 
-template <typename T>
-static cudaError_t sg_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,
-                           int64_t lda, const T *b, int64_t ldb, T *c, int64_t ldc) {
-    return sg_gemm_into(ta, tb, m, n, k, a, lda, b, ldb, sg_store<T>{c, ldc});
+template <int TA, int TB, typename T>
+static cudaError_t sg_gemm(int64_t m, int64_t n, int64_t k, const T *a, int64_t lda,
+                           const T *b, int64_t ldb, T *c, int64_t ldc) {
+    return sg_gemm_into<TA, TB>(m, n, k, a, lda, b, ldb, sg_store<T>{c, ldc});
 }
 
 /* ---- the non-finite check mode ---- */

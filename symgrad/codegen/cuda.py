@@ -56,7 +56,7 @@ def _epilogue_entry(entry, loop, later) -> dict:
     """The GEMM entry turned into a GEMM whose store runs `loop` (codegen of the functor in
     templates/cuda/loops.cu.j2): the product arrives as `sg_value`, and is stored as well only
     where something else still reads it."""
-    gemm, c = entry["k"], entry["k"].c
+    c = entry["k"].c
     keep_c = c.buffer.kind != "work" or any(c.buffer in k.reads for k in later)
     plan = plan_loop(loop)
     loads = [(t, var, "sg_value" if buf == c.buffer.name else f"{buf}[{idx}]")
