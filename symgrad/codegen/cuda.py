@@ -98,8 +98,10 @@ def render(schedule, slots, n_dims: int, check_finite=False) -> str:
         entry["checks"] = [(b, b.size.c()) for b, written in entry["buffers"]
                            if written and b.dtype.kind == "f"] if check_finite else []
         kernels.append(entry)
+    used = {b.name for e in kernels for b, _ in e["buffers"]}
     template = environment().get_template("cuda/step.cu.j2")
     return template.render(
+        used=used,
         kernels=kernels, dims=[f"d{i}" for i in range(n_dims)],
         args=schedule.args, consts=[b for b in schedule.buffers if b.kind == "const"],
         slots=[(i, slot, slot_sizes_c(slot)) for i, slot in enumerate(slots)],
