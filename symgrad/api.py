@@ -96,11 +96,12 @@ def set_value(self: Tensor, value):
     """Overwrite a shared tensor's value in place (its shape and dtype are fixed by the graph)."""
     storage = _storage(self)
     value = np.asarray(value)
-    if value.shape != storage.array.shape:
+    current = storage  # its shape and dtype (reading them fetches no device value)
+    if value.shape != current.shape:
         raise ShapeError(f"set_value of {self.name or 'shared'}: expected shape "
-                         f"{storage.array.shape}, got {value.shape}")
-    if not np.can_cast(value.dtype, storage.array.dtype, "same_kind"):
-        raise TypeError(f"set_value of {self.name or 'shared'}: expected {storage.array.dtype}, "
+                         f"{current.shape}, got {value.shape}")
+    if not np.can_cast(value.dtype, current.dtype, "same_kind"):
+        raise TypeError(f"set_value of {self.name or 'shared'}: expected {current.dtype}, "
                         f"got {value.dtype}")
     storage.overwrite(value)
 

@@ -263,6 +263,14 @@ class SharedValue:
             self.set_fresh("both")
         return self._array
 
+    @property
+    def shape(self) -> tuple:
+        return self._array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._array.dtype
+
     def sync_to_host(self):
         self.array  # noqa: B018  (the property fetches a newer device value)
 

@@ -320,3 +320,59 @@ def test_debug_mode_waits_for_each_kernel_and_still_agrees(cuda):
     ref = sg.function(inputs, outputs, backend="numpy")(*arrays)
     got = sg.function(inputs, outputs, backend="cuda", debug=True)(*arrays)
     assert all(agrees(g, r) for g, r in zip(got, ref))
+
+
+# ---------------------------------------------------------------- regressions from review
+def test_a_fused_epilogue_never_writes_memory_its_gemm_reads(cuda):
+    """Inference chain: relu(h1 @ W2)'s output may take h1's workspace slot right after the
+    GEMM; fusing the relu into that GEMM's store would overwrite rows other tiles still read."""
+    k = 128
+    rng = np.random.default_rng(0)
+    x = sg.placeholder("x", (None, k))
+    ws = [sg.shared((rng.standard_normal(s) * 0.1).astype(np.float32), name=f"w{i}")
+          for i, s in enumerate([(k, k), (k, k), (k, 4)])]
+    out = sg.relu(sg.relu(x @ ws[0]) @ ws[1]) @ ws[2]
+    xv = rng.standard_normal((200, k)).astype(np.float32)
+    ref = sg.function([x], out, backend="numpy")(xv)
+    assert agrees(sg.function([x], out, backend="cuda")(xv), ref)
+
+
+def test_a_failed_step_stops_and_leaves_host_and_device_in_step(cuda):
+    rng = np.random.default_rng(1)
+    x = sg.placeholder("x", (None, 40))
+    t = sg.placeholder("t", (None,), dtype="int64")
+    w = sg.shared((rng.standard_normal((40, 10)) * 0.1).astype(np.float32), name="w")
+    loss = sg.mean(sg.cross_entropy(sg.relu(x @ w), t))
+    step = sg.function([x, t], [loss], updates=[(w, w - 0.1 * sg.grad(loss, w))],
+                       backend="cuda")
+    forward = sg.function([x], x @ w, backend="cuda")
+    xv = rng.standard_normal((8, 40)).astype(np.float32)
+    labels = np.arange(8) % 10
+    step(xv, labels)
+    before = w.get_value()
+    labels[3] = 99
+    with pytest.raises(KernelError, match="outside"):
+        step(xv, labels)
+    np.testing.assert_array_equal(w.get_value(), before)  # nothing after the failure ran
+    np.testing.assert_allclose(forward(xv), xv @ before, rtol=1e-5, atol=1e-5)
+
+
+def test_check_finite_names_a_fused_epilogue_kernel_like_the_c_backend(cuda):
+    x = sg.placeholder("x", (None, 3))
+    w = sg.shared(np.ones((3, 3), np.float32), name="w")
+    y = sg.relu(sg.log(x @ w - 1.0)) * 2
+    xv = np.full((2, 3), 0.1, np.float32)
+    messages = []
+    for backend in ("c", "cuda"):
+        with pytest.raises(FloatingPointError) as info:
+            sg.function([x], y, backend=backend, check_finite=True)(xv)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+
+
+@pytest.mark.parametrize("name", ["epilogue", "class", "threadIdx", "log_total", "new"])
+def test_names_that_are_cuda_or_cpp_words_still_compile(name, cuda):
+    x = sg.placeholder(name, (None, 4))
+    w = sg.shared(np.ones((4, 2), np.float32), name=name + "w")
+    fn = sg.function([x], sg.relu(x @ w + 1), backend="cuda")
+    np.testing.assert_allclose(fn(np.ones((3, 4), np.float32)), np.full((3, 2), 5.0))

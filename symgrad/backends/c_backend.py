@@ -177,10 +177,11 @@ class CProgram(CompiledProgram):
                                       dims, self._ws_address)
         else:
             status = self._run_cffi(arrays, dims, outs)
-        if status:
-            self._raise(status)
+        # even a failed step may have updated some shared tensors in place before it stopped
         for storage in self._updated:
             storage.host_written()
+        if status:
+            self._raise(status)
         return outs
 
     def _fresh_outputs(self, shapes):

@@ -187,12 +187,25 @@ class CudaProgram(CompiledProgram):
                                                  self._scratch(first_out + j, out.nbytes))
         workspace = self._scratch("workspace", ws_bytes)
         device.zero(self._status.address, 4)
+        try:
+            self._launch(dims, workspace)
+        finally:
+            # the device copies are the newest now, even where the step stopped part way
+            for storage in self._updated:
+                storage.set_fresh("device")
+        for j, out in enumerate(outs):
+            device.download(out, self._io[first_out + j].address)
+        return outs
+
+    def _launch(self, dims, workspace):
+        ffi, device = self.ffi, self.device
         c_dims = ffi.new("int64_t[]", [int(d) for d in dims] or [0])
         cuda_error = ffi.new("int *")
         failed = self.lib.sg_run(self._args, c_dims, ffi.cast("char *", workspace),
                                  ffi.cast("int *", self._status.address), int(self.debug),
                                  cuda_error)
         if failed:
+            self.lib.sg_cuda_synchronize()  # let what was launched finish before reporting
             k = self.kernels[failed - 1]
             device.check(cuda_error[0], f"kernel {k.name} ({self._nodes_of(k)})")
         device.check(self.lib.sg_cuda_synchronize(),
@@ -201,11 +214,6 @@ class CudaProgram(CompiledProgram):
         device.download(status, self._status.address)
         if status[0]:
             self._raise(int(status[0]))
-        for j, out in enumerate(outs):
-            device.download(out, self._io[first_out + j].address)
-        for storage in self._updated:
-            storage.set_fresh("device")
-        return outs
 
     @staticmethod
     def _nodes_of(k) -> str:

@@ -33,7 +33,8 @@ def _launch_geometry(kernel: LoopKernel, plan) -> str:
 
 
 def _extents(loops) -> str:
-    return " * ".join(f"({lp.extent})" for lp in loops) or "1"
+    """The product of loop extents, in 64 bits (constant factors alone would multiply as int)."""
+    return " * ".join(["(int64_t)1"] + [f"({lp.extent})" for lp in loops])
 
 
 def _fusable_epilogue(gemm: GemmKernel, plan: dict, loop) -> bool:
@@ -49,7 +50,12 @@ def _fusable_epilogue(gemm: GemmKernel, plan: dict, loop) -> bool:
                                           tuple(l.view.strides) != tuple(c.strides))
            for l in loop.loads):
         return False
-    return not ({id(gemm.a.buffer), id(gemm.b.buffer)} & {id(b) for b in loop.writes})
+    operands = (gemm.a.buffer, gemm.b.buffer)
+    # the loop's outputs are written while other tiles still read A and B: neither the same
+    # buffer nor one sharing their workspace memory (liveness lets a slot pass on right after
+    # the GEMM, which is where the loop was)
+    return not any(out is op or (out.kind == op.kind == "work" and out.slot == op.slot)
+                   for out in loop.writes for op in operands)
 
 
 def _epilogue_entry(entry, loop, later) -> dict:
@@ -69,6 +75,15 @@ def _epilogue_entry(entry, loop, later) -> dict:
     return dict(entry, kind="gemm_epilogue", loop=loop, loop_plan=plan, loads=loads,
                 members=members, keep_c=keep_c, c_type=c.buffer.ctype,
                 buffers=members + [(b, w) for b, w in gemm_inputs if id(b) not in seen])
+
+
+def _finite_checks(entry, index) -> list:
+    """(buffer, elements, kernel number) for each float buffer the entry writes; a fused
+    epilogue's outputs are charged to the loop kernel that computes them."""
+    loop_writes = {id(b) for b in entry["loop"].writes} if entry["kind"] == "gemm_epilogue" \
+        else set()
+    return [(b, b.size.c(), index + 2 if id(b) in loop_writes else index + 1)
+            for b, written in entry["buffers"] if written and b.dtype.kind == "f"]
 
 
 def render(schedule, slots, n_dims: int, check_finite=False) -> str:
@@ -95,13 +110,12 @@ def render(schedule, slots, n_dims: int, check_finite=False) -> str:
             entry.update(kind="gemm", plan=gemm_plan(kernel), fails=False)
         else:
             entry.update(kind="special", template=kernel.template)
-        entry["checks"] = [(b, b.size.c()) for b, written in entry["buffers"]
-                           if written and b.dtype.kind == "f"] if check_finite else []
+        entry["checks"] = _finite_checks(entry, index) if check_finite else []
         kernels.append(entry)
     used = {b.name for e in kernels for b, _ in e["buffers"]}
     template = environment().get_template("cuda/step.cu.j2")
     return template.render(
-        used=used,
+        used=used, n_kernels=len(schedule.kernels),
         kernels=kernels, dims=[f"d{i}" for i in range(n_dims)],
         args=schedule.args, consts=[b for b in schedule.buffers if b.kind == "const"],
         slots=[(i, slot, slot_sizes_c(slot)) for i, slot in enumerate(slots)],

@@ -31,7 +31,13 @@ int long register restrict return short signed sizeof static struct switch typed
 void volatile while bool true false int32_t int64_t NAN INFINITY exp log sqrt tanh sin cos pow
 inner o j x y m total scale shift label bad mi row g c acc parts threads best best_index pos
 offsets workspace dims args t result main n b w draw seed lane other error status debug
-cuda_error
+cuda_error failed epilogue tid tx ty log_total g_row row_max threadIdx blockIdx blockDim gridDim
+warpSize dim3 uint3
+alignas alignof and asm bitand bitor catch char16_t char32_t class compl concept consteval
+constexpr constinit const_cast co_await co_return co_yield decltype delete dynamic_cast explicit
+export friend mutable namespace new noexcept not nullptr operator or private protected public
+reinterpret_cast requires static_assert static_cast template this thread_local throw try typeid
+typename using virtual wchar_t xor
 """.split())
 
 
