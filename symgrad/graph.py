@@ -278,6 +278,10 @@ class SharedValue:
         SharedValue.device_only += (where == "device") - (self.fresh == "device")
         self.fresh = where
 
+    def __del__(self):
+        if self.fresh == "device":  # the count must not outlive the storage it counts
+            SharedValue.device_only -= 1
+
     def host_written(self):
         if self.mirror is not None:
             self.set_fresh("host")

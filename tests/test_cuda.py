@@ -376,3 +376,17 @@ def test_names_that_are_cuda_or_cpp_words_still_compile(name, cuda):
     w = sg.shared(np.ones((4, 2), np.float32), name=name + "w")
     fn = sg.function([x], sg.relu(x @ w + 1), backend="cuda")
     np.testing.assert_allclose(fn(np.ones((3, 4), np.float32)), np.full((3, 2), 5.0))
+
+
+def test_a_collected_device_only_value_is_no_longer_counted(cuda):
+    import gc
+    from symgrad.graph import SharedValue
+    gc.collect()  # earlier tests' storages go first
+    before = SharedValue.device_only
+    x = sg.placeholder("x", (2,))
+    w = sg.shared(np.ones(2, np.float32), name="w")
+    sg.function([x], [sg.sum(w * x)], updates=[(w, w + 1)], backend="cuda")(np.ones(2, np.float32))
+    assert SharedValue.device_only == before + 1  # the newest value is on the device only
+    del w
+    gc.collect()
+    assert SharedValue.device_only == before
