@@ -189,14 +189,18 @@ class Function:
         for sym, slot in self.sym_slots.items():
             values[slot] = int(dims.get(sym.name, dims.get(str(sym), 1)))
         bound = ", ".join(f"{s}={values[i]}" for s, i in self.sym_slots.items()) or "static"
-        lines = [f"{len(self.kernels)} kernels, backend={self.backend}, opt_level="
+        launches = sum(getattr(k, "runs_in", None) is None for k in self.kernels)
+        fused = f" in {launches} launch{'' if launches == 1 else 'es'}" \
+            if launches != len(self.kernels) else ""
+        lines = [f"{len(self.kernels)} kernels{fused}, backend={self.backend}, opt_level="
                  f"{self.opt_level} ({bound})"]
         total = 0
         for k in self.kernels:
             moved = k.bytes_moved(values)
             total += moved
             nodes = ", ".join(self.graph.label(n) for n in k.nodes)
-            lines.append(f"  {k.name:40s} {moved:>12,d} B  {nodes}")
+            where = f"  (runs in {k.runs_in}'s store)" if getattr(k, "runs_in", None) else ""
+            lines.append(f"  {k.name:40s} {moved:>12,d} B  {nodes}{where}")
         ws = self._program.workspace_bytes(values) if hasattr(self._program,
                                                               "workspace_bytes") else 0
         lines.append(f"total moved {total:,d} B; workspace {ws:,d} B")

@@ -284,6 +284,8 @@ def test_the_gemm_epilogue_runs_in_the_gemm(cuda):
     # one launch computes the product, the bias and the relu: no kernel of its own for them
     assert "struct k0_gemm_matmul_epilogue" in src and "sg_relu" in src
     assert src.count("__global__") == 0 and "launch_k1" not in src
+    assert "2 kernels in 1 launch," in fn.report() and "runs in k0_gemm_matmul's store" in \
+        fn.report()
     a = np.random.default_rng(1).standard_normal((70, 5)).astype(np.float32)
     np.testing.assert_allclose(fn(a), np.maximum(a @ w.get_value() + b.get_value(), 0),
                                rtol=1e-5, atol=1e-6)

@@ -33,6 +33,7 @@ class KernelInfo:
         self.ids = ids
         self.nodes = list(kernel.nodes)
         self.kind = type(kernel).__name__.replace("Kernel", "").lower()
+        self.runs_in = None  # the kernel whose launch computes this one too (a GEMM epilogue)
         seen = {}
         for buf in kernel.reads + kernel.writes:
             seen[id(buf)] = buf

@@ -86,22 +86,28 @@ def _finite_checks(entry, index) -> list:
             for b, written in entry["buffers"] if written and b.dtype.kind == "f"]
 
 
+def epilogues(schedule) -> dict:
+    """{index of a loop kernel: index of the GEMM whose store runs it} (needs the workspace
+    slots planned)."""
+    kernels = schedule.kernels
+    return {i + 1: i for i, k in enumerate(kernels[:-1])
+            if isinstance(k, GemmKernel) and _fusable_epilogue(k, gemm_plan(k), kernels[i + 1])}
+
+
 def render(schedule, slots, n_dims: int, check_finite=False) -> str:
     kernels = []
-    fused_into_gemm = set()
+    fused = epilogues(schedule)
     for index, kernel in enumerate(schedule.kernels):
-        if index in fused_into_gemm:
+        if index in fused:
             continue
         entry = {"k": kernel, "name": kernel.name, "comment": kernel.comment(schedule.ids),
                  "buffers": kernel_buffers(kernel), "code": index + 1,
                  "fails": bool(kernel.error)}
         following = schedule.kernels[index + 1:]
-        if isinstance(kernel, GemmKernel) and following and \
-                _fusable_epilogue(kernel, gemm_plan(kernel), following[0]):
+        if index + 1 in fused:
             entry.update(plan=gemm_plan(kernel), fails=False)
             entry = _epilogue_entry(entry, following[0], following[1:])
             entry["comment"] += "; " + following[0].comment(schedule.ids)
-            fused_into_gemm.add(index + 1)
         elif isinstance(kernel, LoopKernel):
             plan = plan_loop(kernel)
             entry.update(kind=_launch_geometry(kernel, plan), plan=plan,
