@@ -29,18 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def w4_function(backend):
-    values = bench_training.init_params()
-    x = sg.placeholder("x", ("batch", 784))
-    t = sg.placeholder("t", ("batch",), dtype="int64")
-    ps = [sg.shared(v.copy(), name=f"p{i}") for i, v in enumerate(values)]
-    h = x
-    for i in range(0, len(ps), 2):
-        h = h @ ps[i] + ps[i + 1]
-        if i + 2 < len(ps):
-            h = sg.relu(h)
-    loss = sg.cross_entropy(h, t)
-    updates = sg.optim.sgd(ps, sg.grad(loss, ps), lr=0.01, momentum=0.9)
-    return sg.function([x, t], loss, updates=updates, backend=backend)
+    return bench_training.symgrad_step(bench_training.init_params(), backend)
 
 
 def kernels():

@@ -53,7 +53,7 @@ def init_params(seed=0):
     return params
 
 
-def symgrad_step(values):
+def symgrad_step(values, backend="c"):
     x = sg.placeholder("x", ("batch", 784))
     t = sg.placeholder("t", ("batch",), dtype="int64")
     ps = [sg.shared(v.copy(), name=f"p{i}") for i, v in enumerate(values)]
@@ -64,7 +64,7 @@ def symgrad_step(values):
             h = sg.relu(h)
     loss = sg.cross_entropy(h, t)
     step = sg.function([x, t], loss, updates=sg.optim.sgd(ps, sg.grad(loss, ps), lr=LR,
-                                                          momentum=MU))
+                                                          momentum=MU), backend=backend)
     return step
 
 

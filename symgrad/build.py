@@ -114,40 +114,35 @@ def _csrc_dir() -> pathlib.Path | None:
     return pathlib.Path(path) if path else None
 
 
-def _find_c_compiler() -> list[str]:
-    cc = os.environ.get("CC", "").strip()
-    if cc:  # honour CC, which may carry arguments ("ccache gcc"); never silently replace it
-        argv = shlex.split(cc)
+def _find_compiler(kind: str, variable: str, names: tuple, fallback: str) -> list[str]:
+    """The compiler the environment variable names (it may carry arguments, "ccache gcc"; never
+    silently replaced), else the first of `names` on the PATH."""
+    chosen = os.environ.get(variable, "").strip()
+    if chosen:
+        argv = shlex.split(chosen)
         exe = shutil.which(argv[0])
         if exe is None:
-            raise NoCompilerError(f"CC={cc!r} names a program that was not found. Fix CC or "
-                                  'unset it. backend="numpy" works without a C compiler.')
+            raise NoCompilerError(f"{variable}={chosen!r} names a program that was not found. "
+                                  f"Fix {variable} or unset it. {fallback}")
         return [exe] + argv[1:]
-    for name in ("cc", "gcc", "clang"):
+    for name in names:
         exe = shutil.which(name)
         if exe:
             return [exe]
-    raise NoCompilerError("No C compiler found (CC is unset, and no cc, gcc or clang on PATH). "
+    raise NoCompilerError(f"No {kind} compiler found ({variable} is unset, and no "
+                          f"{', '.join(names)} on PATH). {fallback}")
+
+
+def _find_c_compiler() -> list[str]:
+    return _find_compiler("C", "CC", ("cc", "gcc", "clang"),
                           "Install one (Debian/Ubuntu: `apt-get install gcc`; macOS: "
                           "`xcode-select --install`) or set CC to its path. "
                           'backend="numpy" works without a C compiler.')
 
 
 def _find_cxx_compiler() -> list[str]:
-    cxx = os.environ.get("CXX", "").strip()
-    if cxx:
-        argv = shlex.split(cxx)
-        exe = shutil.which(argv[0])
-        if exe is None:
-            raise NoCompilerError(f"CXX={cxx!r} names a program that was not found. Fix CXX or "
-                                  "unset it.")
-        return [exe] + argv[1:]
-    for name in ("c++", "g++", "clang++"):
-        exe = shutil.which(name)
-        if exe:
-            return [exe]
-    raise NoCompilerError("No C++ compiler found (CXX is unset, and no c++, g++ or clang++ on "
-                          "PATH); the CUDA emulation (SYMGRAD_CUDA_EMULATE=1) needs one.")
+    return _find_compiler("C++", "CXX", ("c++", "g++", "clang++"),
+                          "The CUDA emulation (SYMGRAD_CUDA_EMULATE=1) needs a C++ compiler.")
 
 
 def _find_nvcc() -> list[str]:

@@ -295,15 +295,20 @@ def build_random(rows, cols, program, final):
     return [x, bias, col, W], [cost, *grads]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(random_graph(), st.integers(0, 2 ** 31 - 1))
-def test_random_graphs_and_gradients_match_numpy(spec, seed):
+def random_case(spec, seed):
+    """The graph of a drawn spec, and float32 sample inputs for it."""
     rows, cols, program, final = spec
     inputs, outputs = build_random(rows, cols, program, final)
     rng = np.random.default_rng(seed)
     arrays = [rng.uniform(-1.5, 1.5, (rows, cols)), rng.uniform(-1.5, 1.5, cols),
               rng.uniform(-1.5, 1.5, (rows, 1)), rng.uniform(-0.5, 0.5, (cols, cols))]
-    arrays = [a.astype(np.float32) for a in arrays]
+    return inputs, outputs, [a.astype(np.float32) for a in arrays]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_graph(), st.integers(0, 2 ** 31 - 1))
+def test_random_graphs_and_gradients_match_numpy(spec, seed):
+    inputs, outputs, arrays = random_case(spec, seed)
     ref = sg.function(inputs, outputs, backend="numpy")(*arrays)
     got = sg.function(inputs, outputs, backend="c")(*arrays)
     for r, g in zip(ref, got):

@@ -21,7 +21,7 @@ from symgrad.backends.c_backend import KernelError
 from symgrad.backends.cuda_backend import CudaError
 
 import cuda_cases
-from test_c_backend import build_random, random_graph
+from test_c_backend import random_case, random_graph
 
 if not any(shutil.which(c) for c in (os.environ.get("CXX") or "c++", "g++", "clang++")):
     pytest.skip("the CUDA emulation needs a C++ compiler", allow_module_level=True)
@@ -130,12 +130,7 @@ def test_shared_values_live_on_the_device_and_come_back(cuda):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_graph(), st.integers(0, 2 ** 31 - 1))
 def test_random_graphs_and_gradients_match_numpy(spec, seed):
-    rows, cols, program, final = spec
-    inputs, outputs = build_random(rows, cols, program, final)
-    rng = np.random.default_rng(seed)
-    arrays = [rng.uniform(-1.5, 1.5, (rows, cols)), rng.uniform(-1.5, 1.5, cols),
-              rng.uniform(-1.5, 1.5, (rows, 1)), rng.uniform(-0.5, 0.5, (cols, cols))]
-    arrays = [a.astype(np.float32) for a in arrays]
+    inputs, outputs, arrays = random_case(spec, seed)
     ref = sg.function(inputs, outputs, backend="numpy")(*arrays)
     old = os.environ.get("SYMGRAD_CUDA_EMULATE")
     os.environ["SYMGRAD_CUDA_EMULATE"] = "1"  # hypothesis runs the body without fixtures
