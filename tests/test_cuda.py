@@ -387,3 +387,10 @@ def test_a_collected_device_only_value_is_no_longer_counted(cuda):
     del w
     gc.collect()
     assert SharedValue.device_only == before
+
+
+def test_an_unknown_emulation_mode_says_what_is_accepted(monkeypatch):
+    monkeypatch.setenv("SYMGRAD_CUDA_EMULATE", "fast")
+    x = sg.placeholder("x", (3,))
+    with pytest.raises(ValueError, match="SYMGRAD_CUDA_EMULATE='fast'.*expected 1"):
+        sg.function([x], x * 2, backend="cuda")

@@ -43,9 +43,12 @@ class KernelInfo:
         """Bytes of the buffers this kernel reads and writes (each counted once)."""
         return sum(b.size.evaluate(dims) * b.dtype.itemsize for b in self._buffers)
 
+    def node_list(self) -> str:
+        """The nodes it computes as numbered in the printed graph: "%3 add, %4 relu"."""
+        return ", ".join(f"%{self.ids[n.id]} {n.op}" for n in self.nodes)
+
     def __repr__(self):
-        nodes = ", ".join(f"%{self.ids[n.id]} {n.op}" for n in self.nodes)
-        return f"<kernel {self.name}: {nodes}>"
+        return f"<kernel {self.name}: {self.node_list()}>"
 
 
 class CompiledProgram:
@@ -120,9 +123,8 @@ class CompiledProgram:
         n = len(self._errors)
         if status > n:
             k = self.kernels[status - n - 1]
-            nodes = ", ".join(f"%{k.ids[node.id]} {node.op}" for node in k.nodes)
-            raise FloatingPointError(f"check_finite: kernel {k.name} ({nodes}) produced NaN or "
-                                     "Inf")
+            raise FloatingPointError(f"check_finite: kernel {k.name} ({k.node_list()}) produced "
+                                     "NaN or Inf")
         raise KernelError(self._errors[status - 1])
 
 

@@ -162,10 +162,8 @@ class CudaProgram(CompiledProgram):
         """Device copies of the shared tensors, uploaded where the host value is newer."""
         for arg, storage in zip(self._shared_args, self._storages):
             mirror = storage.mirror
-            if mirror is None:
-                array = storage.array
-                mirror = storage.mirror = DeviceMirror(self.device, array)
-                storage.set_fresh("host")
+            if mirror is None:  # a first device copy: the host value is the only one
+                mirror = storage.mirror = DeviceMirror(self.device, storage.array)
             if storage.fresh == "host":
                 mirror.upload(storage.array)
                 storage.set_fresh("both")
@@ -209,17 +207,13 @@ class CudaProgram(CompiledProgram):
         if failed:
             self.lib.sg_cuda_synchronize()  # let what was launched finish before reporting
             k = self.kernels[failed - 1]
-            device.check(cuda_error[0], f"kernel {k.name} ({self._nodes_of(k)})")
+            device.check(cuda_error[0], f"kernel {k.name} ({k.node_list()})")
         device.check(self.lib.sg_cuda_synchronize(),
                      "a kernel of this step (set SYMGRAD_CUDA_DEBUG=1 to name it)")
         status = np.zeros(1, np.int32)
         device.download(status, self._status.address)
         if status[0]:
             self._raise(int(status[0]))
-
-    @staticmethod
-    def _nodes_of(k) -> str:
-        return ", ".join(f"%{k.ids[node.id]} {node.op}" for node in k.nodes)
 
 
 def compile(fn, check_finite=False, debug=None):  # noqa: A001  (the backend interface's name)
