@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-import symgrad  # noqa: E402,F401  (first: it sets OMP_WAIT_POLICY before torch loads libgomp)
+import symgrad  # noqa: E402,F401  (first: it sets GOMP_SPINCOUNT before torch loads libgomp)
 from common import interleaved, optional, report  # noqa: E402
 
 import symgrad as sg  # noqa: E402

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-import symgrad  # noqa: E402,F401  (first: it sets OMP_WAIT_POLICY before torch loads libgomp)
+import symgrad  # noqa: E402,F401  (first: it sets GOMP_SPINCOUNT before torch loads libgomp)
 from common import interleaved, optional, report  # noqa: E402
 
 import symgrad as sg  # noqa: E402
@@ -194,11 +194,9 @@ def w4(peak, compile_peers):
            "numpy backprop", extra=extra)
 
 
-def conv_step(compile_peers):
-    if not hasattr(sg, "conv2d"):
-        print("\n== conv step: sg.conv2d not available yet")
-        return
-    rng = np.random.default_rng(2)
+def conv_case(seed=2):
+    """The conv training step and one batch: (step, parameter values, x, t)."""
+    rng = np.random.default_rng(seed)
     shapes = [(16, 1, 3, 3), (16,), (32, 16, 3, 3), (32,), (32 * 5 * 5, 10), (10,)]
     values = [(rng.standard_normal(s) * 0.1).astype(np.float32) for s in shapes]
     x = sg.placeholder("x", ("batch", 1, 28, 28))
@@ -212,6 +210,14 @@ def conv_step(compile_peers):
                                                           momentum=MU))
     xv = rng.standard_normal((64, 1, 28, 28), dtype=np.float32)
     tv = rng.integers(0, 10, 64)
+    return step, values, xv, tv
+
+
+def conv_step(compile_peers):
+    if not hasattr(sg, "conv2d"):
+        print("\n== conv step: sg.conv2d not available yet")
+        return
+    step, values, xv, tv = conv_case()
     systems = {"symgrad c": lambda: step(xv, tv)}
     if torch is not None:
         add_torch_peers(systems, values, torch_cnn, (xv, tv), compile_peers)

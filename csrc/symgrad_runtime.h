@@ -15,6 +15,7 @@
 static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
+static inline int omp_in_parallel(void) { return 0; }
 #endif
 
 #if defined(SG_USE_MVEC) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
@@ -76,8 +77,26 @@ void scipy_cblas_dgemm(int order, int ta, int tb, int m, int n, int k, double al
                        const double *a, int lda, const double *b, int ldb, double beta,
                        double *c, int ldc);
 
+void scipy_openblas_set_num_threads(int);
+
+/* OpenBLAS runs single-threaded and each GEMM is split across the step's own OpenMP team: one
+ * pool of threads for the whole step, so no OpenBLAS worker spins for the cores while OpenMP
+ * runs the element-wise kernels between GEMMs (or the reverse). */
+__attribute__((constructor)) static void sg_blas_single_threaded(void) {
+    scipy_openblas_set_num_threads(1);
+}
+
 #define SG_BLAS_FITS(v) ((v) <= (int64_t)INT_MAX)
+/* below this many multiply-adds a second thread costs more than it saves */
+#define SG_GEMM_SPLIT_WORK ((int64_t)1 << 18)
+/* a batch of products each below this runs one product per thread instead */
+#define SG_GEMM_BATCH_WORK ((int64_t)1 << 21)
 #define SG_DEFINE_GEMM(NAME, T, BLAS)                                                        \
+    static void NAME##_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,      \
+                            int64_t lda, const T *b, int64_t ldb, T *c, int64_t ldc) {        \
+        BLAS(101, ta ? 112 : 111, tb ? 112 : 111, (int)m, (int)n, (int)k, 1, a,              \
+             (int)SG_MAX(lda, 1), b, (int)SG_MAX(ldb, 1), 0, c, (int)SG_MAX(ldc, 1));        \
+    }                                                                                        \
     static int NAME(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a, int64_t lda, \
                     const T *b, int64_t ldb, T *c, int64_t ldc) {                              \
         if (m == 0 || n == 0) return 0;                                                      \
@@ -85,8 +104,27 @@ void scipy_cblas_dgemm(int order, int ta, int tb, int m, int n, int k, double al
                       return 0; }                                                            \
         if (!SG_BLAS_FITS(m) || !SG_BLAS_FITS(n) || !SG_BLAS_FITS(k) || !SG_BLAS_FITS(lda)   \
             || !SG_BLAS_FITS(ldb) || !SG_BLAS_FITS(ldc)) return 1;                           \
-        BLAS(101, ta ? 112 : 111, tb ? 112 : 111, (int)m, (int)n, (int)k, 1, a,              \
-             (int)SG_MAX(lda, 1), b, (int)SG_MAX(ldb, 1), 0, c, (int)SG_MAX(ldc, 1));        \
+        const bool by_rows = m >= n; /* each thread takes whole rows, or whole columns, of c */ \
+        const int64_t extent = by_rows ? m : n;                                              \
+        const int threads = omp_get_max_threads();                                           \
+        if (threads == 1 || omp_in_parallel() || extent < 32                               \
+            || (double)m * n * k < (double)SG_GEMM_SPLIT_WORK) {                             \
+            NAME##_call(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);                            \
+            return 0;                                                                        \
+        }                                                                                    \
+        _Pragma("omp parallel num_threads(threads)")                                         \
+        {                                                                                    \
+            const int nt = omp_get_num_threads();                                            \
+            const int64_t chunk = ((extent + nt - 1) / nt + 15) / 16 * 16;                   \
+            const int64_t lo = chunk * omp_get_thread_num();                                 \
+            const int64_t hi = SG_MAX(lo, extent < lo + chunk ? extent : lo + chunk);        \
+            if (hi > lo && by_rows)                                                          \
+                NAME##_call(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb,    \
+                            c + lo * ldc, ldc);                                              \
+            else if (hi > lo)                                                                \
+                NAME##_call(ta, tb, m, hi - lo, k, a, lda, b + (tb ? lo * ldb : lo), ldb,    \
+                            c + lo, ldc);                                                    \
+        }                                                                                    \
         return 0;                                                                            \
     }
 SG_DEFINE_GEMM(sg_gemm_f32, float, scipy_cblas_sgemm)

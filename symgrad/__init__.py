@@ -2,12 +2,14 @@
 with `grad`, and compile forward, backward and updates into one native call with `function`."""
 import os as _os
 
-# OpenMP workers that spin after a parallel region (libgomp's default) take the cores from
-# OpenBLAS's own threads in the GEMM that follows: a training step ran 6-15x slower here.
-# Passive waiting costs microseconds per parallel region instead.  libgomp reads this when it
-# loads, so it is set before any compiled library is; a user's own setting wins.
+# libgomp's workers spin for a while after each parallel region (by default some 300,000 pauses,
+# milliseconds here) before they sleep.  Within a step the next kernel starts microseconds later,
+# so a short spin keeps them ready; between steps, or when the user's own numpy runs, they sleep
+# and leave the cores.  (OpenBLAS runs single-threaded inside the step's OpenMP team, so no second
+# pool competes.)  libgomp reads this when it loads, so it is set before any compiled library is;
+# a user's own setting wins.
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    _os.environ["GOMP_SPINCOUNT"] = "3000"
 
 # the public names (re-exported on purpose)
 from .graph import ShapeError, Tensor, print_graph, format_graph, Sym  # noqa: E402,F401

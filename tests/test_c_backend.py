@@ -396,3 +396,28 @@ def test_large_outputs_are_recycled_only_when_the_caller_let_go():
     recycled = f(a + 3)         # nobody holds the last result: its memory is used again
     assert id(recycled) == ident
     np.testing.assert_array_equal(recycled, (a + 3) * 2)
+
+
+# shapes that take each way the runtime shares a product out among threads: split by rows
+# (m >= n), split by columns, a batch of small products (one per thread), a batch of large ones
+# (each split), odd extents that leave the last thread a short or empty chunk, and both transposes
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch, m, n, k", [((), 200, 37, 50), ((), 37, 200, 50),
+                                            ((), 17, 300, 64), ((16,), 20, 21, 22),
+                                            ((3,), 100, 90, 80), ((2, 3), 33, 70, 129)])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
+                                              (True, True)])
+def test_threaded_gemm_matches_numpy(dtype, batch, m, n, k, trans_a, trans_b):
+    rng = np.random.default_rng(m * n + k)
+    a_shape = batch + ((k, m) if trans_a else (m, k))
+    b_shape = batch + ((n, k) if trans_b else (k, n))
+    av, bv = rng.standard_normal(a_shape).astype(dtype), rng.standard_normal(b_shape).astype(dtype)
+    a, b = sg.placeholder("a", a_shape, dtype), sg.placeholder("b", b_shape, dtype)
+    swap = (len(batch) + 1, len(batch))
+    a_op = sg.transpose(a, tuple(range(len(batch))) + swap) if trans_a else a
+    b_op = sg.transpose(b, tuple(range(len(batch))) + swap) if trans_b else b
+    f = sg.function([a, b], sg.matmul(a_op, b_op) * 2)
+    a_np = np.swapaxes(av, -1, -2) if trans_a else av
+    b_np = np.swapaxes(bv, -1, -2) if trans_b else bv
+    tol = 1e-4 if dtype == "float32" else 1e-11
+    np.testing.assert_allclose(f(av, bv), 2 * (a_np @ b_np), rtol=tol, atol=tol * k)
