@@ -1,16 +1,19 @@
 """Network layers written as composites of symgrad ops: conv2d, max_pool2d, avg_pool2d, layer_norm
 and scaled dot-product attention.
 
-Nothing here is a new op: each layer builds a small graph of existing ops (take, reshape, matmul,
-max, mean, softmax, where, ...), so gradients come from those ops' rules and every backend runs
-the layers without codegen of its own.
+Each layer builds a small graph of ops (take, reshape, matmul, mean, softmax, where, ...), so
+gradients come from those ops' rules and every backend runs the layers without codegen of its
+own; only max pooling has ops of its own (window_max and its adjoint), because as take + max its
+windows and its gradient's masks cost more than the rest of a small conv net.
 
 Convolution and pooling gather their windows with ONE `take` along the flattened spatial axis of
 an (N, C, H*W) view, using an int64 index array computed here, at graph-build time, from the
 static H, W, kernel, stride, padding and dilation.  Padding needs no padded copy of the image: one
 constant zero column is appended after the H*W pixels and every tap that falls outside the image
-points at it (max pooling instead points such taps at an in-image pixel of the same window).  The adjoint of `take` is `scatter_add`, which is the
-col2im of the backward pass.  Only the batch dim (axis 0) may be symbolic.
+points at it.  The adjoint of `take` is `scatter_add`, which is the col2im of the backward pass.
+Max pooling uses the same index with `window_max` (ops/window.py), which reads the image in place;
+there a tap outside the image points at an in-image pixel of its own window instead.  Only the
+batch dim (axis 0) may be symbolic.
 """
 from __future__ import annotations
 
@@ -120,33 +123,36 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1) -> Tensor:
         raise ShapeError(f"{op}: input has {C} channels but weight expects {Cw}; {shapes}"
                          + user_site())
     index, Ho, Wo, needs_pad = _window_index(H, W, (kh, kw), stride, padding, dilation, op, shapes)
-    n = x.shape[0]
-    cols = _gather_windows(x, C, H, W, index, needs_pad, 0)          # (N, C, kh*kw, Ho*Wo)
-    cols = sg.reshape(cols, (n, C * kh * kw, Ho * Wo))
-    out = sg.matmul(sg.reshape(w, (O, C * kh * kw)), cols)           # (N, O, Ho*Wo)
-    out = sg.reshape(out, (n, O, Ho, Wo))
+    n, K, L = x.shape[0], kh * kw, Ho * Wo
+    # Channels last, so that the whole batch is ONE product, (N*L, K*C) @ (K*C, O), and so are
+    # both of its gradients (the weight's sums over N*L inside the GEMM); a per-image product,
+    # (O, C*K) @ (C*K, L), would be N small GEMMs forward and a batched one plus a sum backward.
+    pixels = sg.transpose(sg.reshape(x, (n, C, H * W)), (0, 2, 1))   # (N, H*W, C)
+    if needs_pad:
+        pixels = sg.concatenate([pixels, sg.broadcast_to(sg.constant(0, x.dtype), (n, 1, C))],
+                                axis=1)
+    cols = sg.take(pixels, sg.constant(np.ascontiguousarray(index.T), "int64"), axis=1)
+    cols = sg.reshape(cols, (n, L, K * C))                           # taps (k, c)
+    weight = sg.reshape(sg.transpose(w, (2, 3, 1, 0)), (K * C, O))   # rows (i, j, c)
+    out = sg.matmul(cols, weight)                                    # (N, L, O)
     if b is not None:
         b = sg.cast(_float_tensor(b, op, "bias"), out.dtype)
         if b.ndim != 1 or resolve_dim(b.shape[0]) != O:
             raise ShapeError(f"{op}: bias must have shape ({O},), got {shape_str(b.shape)}; "
                              f"{shapes}" + user_site())
-        out = out + sg.reshape(b, (O, 1, 1))
-    return out
+        out = out + b
+    out = sg.transpose(out, (0, 2, 1))                               # (N, O, L)
+    return sg.reshape(out, (n, O, Ho, Wo))
 
 
-def _pool(x, kernel_size, stride, padding, op, pad_value, repeat_inside=False):
-    x = _float_tensor(x, op, "input")
-    C, H, W = _image(x, op)
+def _pool_geometry(kernel_size, stride, padding, op, x):
     kernel = _pair(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else _pair(stride, "stride", op, 1)
     padding = _pair(padding, "padding", op, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ShapeError(f"{op}: padding {padding} must be at most half the kernel {kernel} "
                          f"(as in torch); input {shape_str(x.shape)}" + user_site())
-    index, Ho, Wo, needs_pad = _window_index(H, W, kernel, stride, padding, (1, 1), op,
-                                             f"input {shape_str(x.shape)}", repeat_inside)
-    windows = _gather_windows(x, C, H, W, index, needs_pad, pad_value)   # (N, C, K, L)
-    return windows, Ho, Wo
+    return kernel, stride, padding
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
@@ -154,17 +160,29 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     defaults to kernel_size, padding (at most half the kernel) acts as -inf (padded taps are
     never the max; no -inf is materialized, so check_finite stays quiet).  The gradient goes to
     the maximal element of each window, split evenly between ties."""
-    windows, Ho, Wo = _pool(x, kernel_size, stride, padding, "max_pool2d", None,
-                            repeat_inside=True)
-    out = sg.max(windows, axis=2)
-    return sg.reshape(out, (x.shape[0], out.shape[1], Ho, Wo))
+    op = "max_pool2d"
+    x = _float_tensor(x, op, "input")
+    C, H, W = _image(x, op)
+    kernel, stride, padding = _pool_geometry(kernel_size, stride, padding, op, x)
+    index, Ho, Wo, _ = _window_index(H, W, kernel, stride, padding, (1, 1), op,
+                                     f"input {shape_str(x.shape)}", repeat_inside=True)
+    # one kernel each way (ops/window.py), reading the image in place: no gathered windows
+    flat = sg.reshape(x, (x.shape[0], C, H * W))
+    out = sg.apply("window_max", flat, sg.constant(index, "int64"), axis=2)
+    return sg.reshape(out, (x.shape[0], C, Ho, Wo))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     """Mean over kernel_size windows of an (N, C, H, W) input, as torch's avg_pool2d with its
     defaults: stride defaults to kernel_size, and zero padding counts in the mean
     (count_include_pad=True)."""
-    windows, Ho, Wo = _pool(x, kernel_size, stride, padding, "avg_pool2d", 0)
+    op = "avg_pool2d"
+    x = _float_tensor(x, op, "input")
+    C, H, W = _image(x, op)
+    kernel, stride, padding = _pool_geometry(kernel_size, stride, padding, op, x)
+    index, Ho, Wo, needs_pad = _window_index(H, W, kernel, stride, padding, (1, 1), op,
+                                             f"input {shape_str(x.shape)}")
+    windows = _gather_windows(x, C, H, W, index, needs_pad, 0)   # (N, C, K, L)
     out = sg.mean(windows, axis=2)
     return sg.reshape(out, (x.shape[0], out.shape[1], Ho, Wo))
 

@@ -521,6 +521,14 @@ add(
     Case("take-int32-index", lambda x, i: sg.take(x, i, axis=-1),
          lambda r, d: (uniform(r, d, (3, 4)), np.array([3, 1], np.int32)),
          lambda x, i: np.take(x, i, axis=-1), api=("take",)),
+    # window_max: the max pooling core; windows overlap, a tap repeats, an index is negative
+    Case("window_max-overlapping", lambda x, i: sg.apply("window_max", x, i, axis=2),
+         lambda r, d: (distinct(r, d, (2, 3, 10)),
+                       np.array([[0, 2, 4, 6, 8], [1, 3, 5, 7, 9], [1, 2, 2, 8, -1]])),
+         lambda x, i: np.take(x, i % 10, axis=2).max(axis=2), second_order=True),
+    Case("window_max-inner-axis", lambda x, i: sg.apply("window_max", x, i, axis=1),
+         lambda r, d: (distinct(r, d, (2, 6, 3)), np.array([[0, 5, 2, 3], [1, 4, 3, 3]], np.int32)),
+         lambda x, i: np.take(x, i, axis=1).max(axis=1), second_order=True),
 )
 
 # getitem: basic slicing and integer indexing

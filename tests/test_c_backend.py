@@ -219,6 +219,21 @@ def test_take_index_out_of_range():
         f(t, np.array([5]))
 
 
+@pytest.mark.parametrize("backend", ["c", "numpy"])
+def test_window_max_index_out_of_range(backend):
+    x = sg.placeholder("x", (2, 6))
+    idx = sg.placeholder("idx", (2, None), dtype="int64")
+    y = sg.apply("window_max", x, idx, axis=1)
+    f = sg.function([x, idx], [y, sg.grad(sg.sum(y), [x])[0]], backend=backend)
+    xv = np.arange(12, dtype=np.float32).reshape(2, 6)
+    value, grad = f(xv, np.array([[0, 2], [1, -1]]))
+    np.testing.assert_array_equal(value, xv[:, [1, 5]])
+    np.testing.assert_array_equal(grad, [[0, 1, 0, 0, 0, 1]] * 2)
+    for bad in ([[0, 6], [1, 2]], [[0, 1], [-7, 2]]):
+        with pytest.raises((KernelError, IndexError), match="window_max.*out of range"):
+            f(xv, np.array(bad))
+
+
 def test_check_finite_names_the_kernel():
     x = sg.placeholder("x", (None,))
     y = sg.log(x) * 2
@@ -421,3 +436,25 @@ def test_threaded_gemm_matches_numpy(dtype, batch, m, n, k, trans_a, trans_b):
     b_np = np.swapaxes(bv, -1, -2) if trans_b else bv
     tol = 1e-4 if dtype == "float32" else 1e-11
     np.testing.assert_allclose(f(av, bv), 2 * (a_np @ b_np), rtol=tol, atol=tol * k)
+
+
+@pytest.mark.parametrize("b_transposed", [False, True])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_a_batch_summed_product_is_one_gemm(b_transposed, keepdims):
+    """sum_b X_b^T G_b (a shared weight's gradient over a batch of sequences) runs as one GEMM
+    over batch*rows, also when G arrives transposed (then copied once)."""
+    x = sg.placeholder("x", ("batch", 7, 5), "float64")
+    g = sg.placeholder("g", ("batch", 3, 7) if b_transposed else ("batch", 7, 3), "float64")
+    g_rows = sg.transpose(g, (0, 2, 1)) if b_transposed else g
+    dw = sg.sum(sg.matmul(sg.transpose(x, (0, 2, 1)), g_rows), axis=0, keepdims=keepdims)
+    rng = np.random.default_rng(3)
+    xv = rng.standard_normal((4, 7, 5))
+    gv = rng.standard_normal((4, 3, 7) if b_transposed else (4, 7, 3))
+    g_np = np.swapaxes(gv, 1, 2) if b_transposed else gv
+    expected = np.einsum("bkm,bkn->mn", xv, g_np)
+    for opt_level in (0, 2):
+        f = sg.function([x, g], dw, opt_level=opt_level)
+        np.testing.assert_allclose(f(xv, gv).reshape(5, 3), expected, rtol=1e-12, atol=1e-12)
+    gemms = [k for k in f.kernels if "gemm" in k.name]
+    assert len(gemms) == 1 and "sum" in str(gemms[0])
+    assert not any("reduce" in k.name for k in f.kernels)

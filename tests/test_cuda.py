@@ -181,6 +181,19 @@ def test_gather_index_out_of_range_raises(cuda):
         fn(tab, np.array([0, 5]))
 
 
+def test_window_max_index_out_of_range_raises(cuda):
+    x = sg.placeholder("x", (2, 6))
+    idx = sg.placeholder("idx", (2, None), dtype="int64")
+    y = sg.apply("window_max", x, idx, axis=1)
+    fn = sg.function([x, idx], [y, sg.grad(sg.sum(y), [x])[0]], backend="cuda")
+    xv = np.arange(12, dtype=np.float32).reshape(2, 6)
+    value, grad = fn(xv, np.array([[0, 2], [1, -1]]))
+    np.testing.assert_array_equal(value, xv[:, [1, 5]])
+    np.testing.assert_array_equal(grad, [[0, 1, 0, 0, 0, 1]] * 2)
+    with pytest.raises(KernelError, match="window_max.*out of range"):
+        fn(xv, np.array([[0, 6], [1, 2]]))
+
+
 def test_check_finite_names_the_kernel(cuda):
     x = sg.placeholder("x", (None,))
     fn = sg.function([x], sg.log(x) * 2, backend="cuda", check_finite=True)
@@ -394,3 +407,30 @@ def test_an_unknown_emulation_mode_says_what_is_accepted(monkeypatch):
     x = sg.placeholder("x", (3,))
     with pytest.raises(ValueError, match="SYMGRAD_CUDA_EMULATE='fast'.*expected 1"):
         sg.function([x], x * 2, backend="cuda")
+
+
+def test_a_device_buffer_collected_inside_cffis_lock_is_freed_without_deadlock(cuda):
+    """A finalizer may run inside any allocation, even inside cffi's dlopen of the next step,
+    which holds the FFI's lock: freeing must not take that lock again (it once hung the suite)."""
+    import gc
+    import threading
+
+    from symgrad.backends.cuda_backend import DeviceBuffer
+
+    x = sg.placeholder("x", (4,))
+    fn = sg.function([x], x * 2, backend="cuda")
+    fn(np.ones(4, np.float32))
+    device = fn._program.device
+    buffer = DeviceBuffer(device, 64)
+    finalized = threading.Event()
+
+    def collect_under_the_lock():
+        nonlocal buffer
+        with device.ffi._lock:
+            buffer = None
+            gc.collect()
+        finalized.set()
+
+    worker = threading.Thread(target=collect_under_the_lock, daemon=True)
+    worker.start()
+    assert finalized.wait(30), "freeing a device buffer waited for cffi's lock"

@@ -60,6 +60,10 @@ class Device:
     def __init__(self, library):
         self.library = library  # keeps the library (and its runtime) loaded
         self.ffi, self.lib = library.ffi, library.lib
+        # bound now: a buffer's finalizer may run inside any allocation, even inside cffi's
+        # dlopen of the next step library, which holds the FFI's lock; looking up a lib
+        # function there takes that lock again and deadlocks
+        self._free = self.lib.sg_cuda_free
 
     def check(self, error: int, what: str):
         if error:
@@ -71,8 +75,12 @@ class Device:
         self.check(self.lib.sg_cuda_malloc(p, nbytes), f"cudaMalloc of {nbytes} bytes")
         return int(self.ffi.cast("uintptr_t", p[0]))
 
-    def free(self, address: int):
-        self.lib.sg_cuda_free(self.ffi.cast("void *", address))  # at teardown: never raise
+    def pointer(self, address: int):
+        return self.ffi.cast("void *", address)
+
+    def free(self, pointer):
+        """Called from finalizers: takes a ready pointer, touches no cffi lock, never raises."""
+        self._free(pointer)
 
     def upload(self, address: int, array: np.ndarray):
         if array.nbytes:
@@ -97,7 +105,7 @@ class DeviceBuffer:
     def __init__(self, device: Device, nbytes: int):
         self.device, self.nbytes = device, nbytes
         self.address = device.malloc(nbytes)
-        weakref.finalize(self, device.free, self.address)
+        weakref.finalize(self, device.free, device.pointer(self.address))
 
 
 class DeviceMirror:

@@ -400,6 +400,13 @@ class Schedule:
         batch = out_shape[:-2]
         a_mat, trans_a, lda = self._blas_operand(a_node, a)
         b_mat, trans_b, ldb = self._blas_operand(b_node, b)
+        total = self._batch_total(node)
+        if total is not None and trans_a:
+            if trans_b:  # k runs along B's rows only in a copy; far cheaper than batch GEMMs
+                b_mat, ldb = self._copy(b_node, b_mat), out_shape[-1]
+            folded = self._gemm_summed_over_batch(node, total, a_mat, lda, b_mat, ldb)
+            if folded is not None:
+                return folded
         c = self.target_for(node)
         kernel = GemmKernel(self.kernel_name("gemm", node), [node], reads=[a_mat.buffer,
                                                                           b_mat.buffer],
@@ -413,6 +420,38 @@ class Schedule:
                         "the BLAS")
         self.kernels.append(kernel)
         self.values[node.id] = c
+        return c
+
+    def _batch_total(self, node):
+        """The sum over the batch dim that is a batched product's only use (as in the gradient
+        of a weight shared by every row of a batch), or None."""
+        users = self.consumers[node.id]
+        if not self.fuse or len(users) != 1 or node.id in self.root_ids or node.ndim != 3:
+            return None
+        user = users[0]
+        return user if user.op == "sum" and tuple(user.attr["axes"]) == (0,) else None
+
+    def _gemm_summed_over_batch(self, node, total, a_mat, lda, b_mat, ldb):
+        """sum_b A_b^T B_b as ONE product of K = batch * k, when both operands are stacked
+        along k: A_b^T stored as (k, m) blocks, B_b as (k, n) blocks, one after another.  Both
+        product and sum then run in one GEMM, with no (batch, m, n) intermediate."""
+        batch, m, n = self.shape_of(node)
+        k = self.shape_of(node.inputs[0])[-1]
+        a, b = self._batch_view(a_mat, (batch, m, k)), self._batch_view(b_mat, (batch, k, n))
+        if a.strides[0] != k * lda or b.strides[0] != k * ldb:
+            return None
+        c = self.target_for(total)
+        kernel = GemmKernel(self.kernel_name("gemm", node), [node, total],
+                            reads=[a_mat.buffer, b_mat.buffer], writes=[c.buffer], batch=(),
+                            trans_a=True, trans_b=False, lda=lda, ldb=ldb, m=m, n=n,
+                            k=batch * k)
+        kernel.a = View(a.buffer, a.offset, (m, batch * k), (Poly.const(1), lda))
+        kernel.b = View(b.buffer, b.offset, (batch * k, n), (ldb, Poly.const(1)))
+        kernel.c = View(c.buffer, c.offset, (m, n), (n, Poly.const(1)))
+        kernel.error = (f"matmul %{self.ids[node.id]}: a dim exceeds the 32-bit range of "
+                        "the BLAS")
+        self.kernels.append(kernel)
+        self.values[node.id] = self.values[total.id] = c
         return c
 
     def _blas_operand(self, node, view: View):

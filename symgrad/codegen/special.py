@@ -149,6 +149,29 @@ def scatter_add(s, node):
                 error=f"scatter_add %{s.ids[node.id]}: an index is out of range for axis {axis}")
 
 
+def window_max(s, node):
+    x, index = node.inputs
+    return _windows(s, node, x, index)
+
+
+def window_max_grad(s, node):
+    _, x, _, index = node.inputs
+    return _windows(s, node, x, index)
+
+
+def _windows(s, node, x, index):
+    """window_max and its adjoint: x seen as (outer, n, inner) around the axis, and the index as
+    (taps, windows)."""
+    axis = node.attr["axis"]
+    outer, n, inner = around(s.shape_of(x), axis)
+    taps, windows = s.shape_of(index)
+    views = [s.contiguous(i) for i in node.inputs]
+    return emit(s, node, node.op, views, s.target_for(node), outer=outer.c(), n=n.c(),
+                inner=inner.c(), taps=taps.c(), windows=windows.c(),
+                error=f"{node.op} %{s.ids[node.id]}: an index is out of range for axis {axis} "
+                      f"of size {n}")
+
+
 def one_hot(s, node):
     labels = s.contiguous(node.inputs[0])
     m = product(s.shape_of(node.inputs[0]))
@@ -191,5 +214,6 @@ RULES = {"softmax": row_op, "log_softmax": row_op, "logsumexp": logsumexp,
          "softmax_cross_entropy": cross_entropy,
          "softmax_cross_entropy_grad": cross_entropy_grad, "take": take,
          "random_uniform": random_uniform, "scatter_add": scatter_add,
-         "one_hot": one_hot, "concatenate": concatenate, "unslice": unslice}
+         "one_hot": one_hot, "concatenate": concatenate, "unslice": unslice,
+         "window_max": window_max, "window_max_grad": window_max_grad}
 

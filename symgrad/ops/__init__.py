@@ -57,4 +57,4 @@ def describe(inputs) -> str:
     return ", ".join(f"{shape_str(t.shape)} {t.dtype.name}" for t in inputs)
 
 
-from . import elementwise, reduce, shape, linalg, nn, random, source  # noqa: E402,F401  (registers the ops)
+from . import elementwise, reduce, shape, linalg, nn, random, source, window  # noqa: E402,F401  (registers the ops)
