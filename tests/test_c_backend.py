@@ -419,7 +419,10 @@ def test_large_outputs_are_recycled_only_when_the_caller_let_go():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("batch, m, n, k", [((), 200, 37, 50), ((), 37, 200, 50),
                                             ((), 17, 300, 64), ((16,), 20, 21, 22),
-                                            ((3,), 100, 90, 80), ((2, 3), 33, 70, 129)])
+                                            ((3,), 100, 90, 80), ((2, 3), 33, 70, 129),
+                                            # a short k (a plain loop, not BLAS), wide rows
+                                            ((), 300, 600, 10), ((), 20, 700, 1),
+                                            ((5,), 7, 9, 3)])
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
                                               (True, True)])
 def test_threaded_gemm_matches_numpy(dtype, batch, m, n, k, trans_a, trans_b):
