@@ -461,3 +461,19 @@ def test_a_batch_summed_product_is_one_gemm(b_transposed, keepdims):
     gemms = [k for k in f.kernels if "gemm" in k.name]
     assert len(gemms) == 1 and "sum" in str(gemms[0])
     assert not any("reduce" in k.name for k in f.kernels)
+
+
+def test_a_batch_summed_product_that_does_not_stack_still_sums_right():
+    """Operands that cannot be seen as one (batch*k)-long product keep the batched GEMM and the
+    sum: here every other image of x is skipped, so A's blocks are not back to back, and G
+    arrives transposed."""
+    x = sg.placeholder("x", (8, 7, 5), "float64")                      # (2*batch, k, m)
+    g = sg.placeholder("g", (4, 3, 7), "float64")                      # (batch, n, k)
+    a_t = sg.transpose(x[::2], (0, 2, 1))                              # (batch, m, k)
+    dw = sg.sum(sg.matmul(a_t, sg.transpose(g, (0, 2, 1))), axis=0)
+    rng = np.random.default_rng(4)
+    xv, gv = rng.standard_normal((8, 7, 5)), rng.standard_normal((4, 3, 7))
+    expected = np.einsum("bkm,bnk->mn", xv[::2], gv)
+    f = sg.function([x, g], dw)
+    np.testing.assert_allclose(f(xv, gv), expected, rtol=1e-12, atol=1e-12)
+    assert any("reduce" in k.name for k in f.kernels)

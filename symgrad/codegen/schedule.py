@@ -402,9 +402,7 @@ class Schedule:
         b_mat, trans_b, ldb = self._blas_operand(b_node, b)
         total = self._batch_total(node)
         if total is not None and trans_a:
-            if trans_b:  # k runs along B's rows only in a copy; far cheaper than batch GEMMs
-                b_mat, ldb = self._copy(b_node, b_mat), out_shape[-1]
-            folded = self._gemm_summed_over_batch(node, total, a_mat, lda, b_mat, ldb)
+            folded = self._gemm_summed_over_batch(node, total, a_mat, lda, b_mat, trans_b, ldb)
             if folded is not None:
                 return folded
         c = self.target_for(node)
@@ -431,14 +429,20 @@ class Schedule:
         user = users[0]
         return user if user.op == "sum" and tuple(user.attr["axes"]) == (0,) else None
 
-    def _gemm_summed_over_batch(self, node, total, a_mat, lda, b_mat, ldb):
+    def _gemm_summed_over_batch(self, node, total, a_mat, lda, b_mat, trans_b, ldb):
         """sum_b A_b^T B_b as ONE product of K = batch * k, when both operands are stacked
         along k: A_b^T stored as (k, m) blocks, B_b as (k, n) blocks, one after another.  Both
-        product and sum then run in one GEMM, with no (batch, m, n) intermediate."""
+        product and sum then run in one GEMM, with no (batch, m, n) intermediate.  None (and
+        nothing scheduled) where the operands do not stack."""
         batch, m, n = self.shape_of(node)
         k = self.shape_of(node.inputs[0])[-1]
-        a, b = self._batch_view(a_mat, (batch, m, k)), self._batch_view(b_mat, (batch, k, n))
-        if a.strides[0] != k * lda or b.strides[0] != k * ldb:
+        a = self._batch_view(a_mat, (batch, m, k))
+        if a.strides[0] != k * lda or self._batch_view(b_mat, (batch, k, n)).strides[0].is_zero():
+            return None
+        if trans_b:  # k runs along B's rows only in a copy: far cheaper than a batch of GEMMs
+            b_mat, ldb = self._copy(node.inputs[1], b_mat), n
+        b = self._batch_view(b_mat, (batch, k, n))
+        if b.strides[0] != k * ldb:
             return None
         c = self.target_for(total)
         kernel = GemmKernel(self.kernel_name("gemm", node), [node, total],
