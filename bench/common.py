@@ -6,12 +6,13 @@ import statistics
 import time
 
 
-def interleaved(systems: dict, repeats=15, number=1, warmup=2, settle=0.05) -> dict:
+def interleaved(systems: dict, repeats=15, number=1, warmup=2, settle=0.25) -> dict:
     """systems: name -> zero-argument callable.  Returns name -> median seconds per call.
 
     Between two systems the run pauses `settle` seconds (not timed): thread pools (OpenMP,
     OpenBLAS, XLA, torch) spin for a while after their work, and on 2 cores a spinning pool of
-    the previous system would be charged to the next one."""
+    the previous system would be charged to the next one.  OpenBLAS's workers (numpy's) spin
+    for 2^28 cycles, about 0.1 s here, so the pause is longer than that."""
     for fn in systems.values():
         for _ in range(warmup):
             fn()
