@@ -62,23 +62,17 @@ __device__ __forceinline__ bool sg_abs(bool x) { return x; }
 
 /* Warp shuffles have no bool overload; reductions over bool (any/all-like max and min) go
  * through int. */
-template <typename T>
-__device__ __forceinline__ T sg_shfl_down(T v, int offset) {
-    return __shfl_down_sync(0xffffffffu, v, offset);
-}
-template <>
-__device__ __forceinline__ bool sg_shfl_down<bool>(bool v, int offset) {
-    return __shfl_down_sync(0xffffffffu, (int)v, offset) != 0;
-}
-
-template <typename T>
-__device__ __forceinline__ T sg_shfl_xor(T v, int mask) {
-    return __shfl_xor_sync(0xffffffffu, v, mask);
-}
-template <>
-__device__ __forceinline__ bool sg_shfl_xor<bool>(bool v, int mask) {
-    return __shfl_xor_sync(0xffffffffu, (int)v, mask) != 0;
-}
+#define SG_DEFINE_SHUFFLE(NAME, SHUFFLE)                                                      \
+    template <typename T>                                                                    \
+    __device__ __forceinline__ T NAME(T v, int lane) {                                       \
+        return SHUFFLE(0xffffffffu, v, lane);                                                \
+    }                                                                                        \
+    template <>                                                                              \
+    __device__ __forceinline__ bool NAME<bool>(bool v, int lane) {                           \
+        return SHUFFLE(0xffffffffu, (int)v, lane) != 0;                                      \
+    }
+SG_DEFINE_SHUFFLE(sg_shfl_down, __shfl_down_sync)
+SG_DEFINE_SHUFFLE(sg_shfl_xor, __shfl_xor_sync)
 
 /* Launch geometry: enough blocks of SG_BLOCK threads to cover n work items, at least one (a
  * zero-sized grid is an invalid configuration), at most SG_GRID_CAP (grid-stride loops do the

@@ -145,14 +145,20 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1) -> Tensor:
     return sg.reshape(out, (n, O, Ho, Wo))
 
 
-def _pool_geometry(kernel_size, stride, padding, op, x):
+def _pool_index(x, kernel_size, stride, padding, op, repeat_inside=False):
+    """The pooling arguments checked, and the window index (see _window_index).
+    Returns (x as a float tensor, C, H, W, index, Ho, Wo, needs_pad)."""
+    x = _float_tensor(x, op, "input")
+    C, H, W = _image(x, op)
     kernel = _pair(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else _pair(stride, "stride", op, 1)
     padding = _pair(padding, "padding", op, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ShapeError(f"{op}: padding {padding} must be at most half the kernel {kernel} "
                          f"(as in torch); input {shape_str(x.shape)}" + user_site())
-    return kernel, stride, padding
+    index, Ho, Wo, needs_pad = _window_index(H, W, kernel, stride, padding, (1, 1), op,
+                                             f"input {shape_str(x.shape)}", repeat_inside)
+    return x, C, H, W, index, Ho, Wo, needs_pad
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
@@ -160,12 +166,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     defaults to kernel_size, padding (at most half the kernel) acts as -inf (padded taps are
     never the max; no -inf is materialized, so check_finite stays quiet).  The gradient goes to
     the maximal element of each window, split evenly between ties."""
-    op = "max_pool2d"
-    x = _float_tensor(x, op, "input")
-    C, H, W = _image(x, op)
-    kernel, stride, padding = _pool_geometry(kernel_size, stride, padding, op, x)
-    index, Ho, Wo, _ = _window_index(H, W, kernel, stride, padding, (1, 1), op,
-                                     f"input {shape_str(x.shape)}", repeat_inside=True)
+    x, C, H, W, index, Ho, Wo, _ = _pool_index(x, kernel_size, stride, padding, "max_pool2d",
+                                               repeat_inside=True)
     # one kernel each way (ops/window.py), reading the image in place: no gathered windows
     flat = sg.reshape(x, (x.shape[0], C, H * W))
     out = sg.apply("window_max", flat, sg.constant(index, "int64"), axis=2)
@@ -176,12 +178,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     """Mean over kernel_size windows of an (N, C, H, W) input, as torch's avg_pool2d with its
     defaults: stride defaults to kernel_size, and zero padding counts in the mean
     (count_include_pad=True)."""
-    op = "avg_pool2d"
-    x = _float_tensor(x, op, "input")
-    C, H, W = _image(x, op)
-    kernel, stride, padding = _pool_geometry(kernel_size, stride, padding, op, x)
-    index, Ho, Wo, needs_pad = _window_index(H, W, kernel, stride, padding, (1, 1), op,
-                                             f"input {shape_str(x.shape)}")
+    x, C, H, W, index, Ho, Wo, needs_pad = _pool_index(x, kernel_size, stride, padding,
+                                                       "avg_pool2d")
     windows = _gather_windows(x, C, H, W, index, needs_pad, 0)   # (N, C, K, L)
     out = sg.mean(windows, axis=2)
     return sg.reshape(out, (x.shape[0], out.shape[1], Ho, Wo))

@@ -477,3 +477,17 @@ def test_a_batch_summed_product_that_does_not_stack_still_sums_right():
     f = sg.function([x, g], dw)
     np.testing.assert_allclose(f(xv, gv), expected, rtol=1e-12, atol=1e-12)
     assert any("reduce" in k.name for k in f.kernels)
+
+
+def test_window_max_rejects_a_bad_index_at_build_time():
+    x = sg.placeholder("x", (2, 6))
+    for index, message in [(sg.constant(np.zeros((2, 3), np.float32)), "int32 or int64"),
+                           (sg.constant(np.zeros(3, np.int64)), "2-D"),
+                           (sg.constant(np.zeros((0, 3), np.int64)), "at least one tap")]:
+        with pytest.raises(sg.ShapeError, match=f"window_max: .*{message}"):
+            sg.apply("window_max", x, index, axis=1)
+    with pytest.raises(sg.ShapeError, match="window_max: axis 2 is out of range"):
+        sg.apply("window_max", x, sg.constant(np.zeros((1, 3), np.int64)), axis=2)
+    with pytest.raises(sg.ShapeError, match="window_max: expects a float tensor"):
+        sg.apply("window_max", sg.placeholder("i", (2, 6), "int64"),
+                 sg.constant(np.zeros((1, 3), np.int64)), axis=1)

@@ -41,11 +41,6 @@ def _normalized(op_name, index, size):
     return np.where(index < 0, index + size, index).astype(np.int64)
 
 
-def _hits_and_ties(x, y, index, axis):
-    """The taps as (..., K, L, ...), which of them equal their window's max, and how many do."""
-    taps = np.take(x, index, axis=axis)
-    hits = (taps == np.expand_dims(y, axis)).astype(x.dtype)
-    return taps, hits, hits.sum(axis=axis, keepdims=True)
 
 
 @register
@@ -84,7 +79,9 @@ class WindowMaxGrad(Op):
     def numpy(self, attrs, g, x, y, index):
         axis = attrs["axis"]
         index = _normalized(self.name, index, x.shape[axis])
-        _, hits, ties = _hits_and_ties(x, y, index, axis)
+        # the taps as (..., K, L, ...): which equal their window's max, and how many do
+        hits = (np.take(x, index, axis=axis) == np.expand_dims(y, axis)).astype(x.dtype)
+        ties = hits.sum(axis=axis, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             shares = np.expand_dims(g, axis) * hits / ties               # (..., K, L, ...)
         out = np.zeros_like(x)
