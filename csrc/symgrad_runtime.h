@@ -128,46 +128,75 @@ __attribute__((constructor)) static void sg_blas_single_threaded(void) {
 SG_DEFINE_SHORT_GEMM(sg_short_gemm_f32, float)
 SG_DEFINE_SHORT_GEMM(sg_short_gemm_f64, double)
 
+/* Whether a product's dims fit BLAS's int arguments. */
+static inline bool sg_gemm_fits(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
+                                int64_t ldc) {
+    return SG_BLAS_FITS(m) && SG_BLAS_FITS(n) && SG_BLAS_FITS(k) && SG_BLAS_FITS(lda)
+        && SG_BLAS_FITS(ldb) && SG_BLAS_FITS(ldc);
+}
+
+/* How many threads share an m x n x k product, and how: each thread takes whole rows of c, or
+ * whole columns where c is wider than tall (each then packs only its part of B: the MLP step
+ * ran 10% faster than with rows); the short-k loop takes rows whenever each thread gets 32
+ * (contiguous stores, 2x).  One thread inside a parallel region or for a small product. */
+static inline int sg_gemm_threads(int64_t m, int64_t n, int64_t k, bool *by_rows) {
+    const int threads = omp_get_max_threads();
+    *by_rows = m >= n || (k <= SG_GEMM_SHORT_K && m >= 32 * (int64_t)threads);
+    const int64_t extent = *by_rows ? m : n;
+    if (threads == 1 || omp_in_parallel() || extent < 32
+        || (double)m * n * k < (double)SG_GEMM_SPLIT_WORK)
+        return 1;
+    return threads;
+}
+
+/* The calling thread's share [*lo, *hi) of `extent` rows or columns: chunks of a multiple of
+ * 16, so each thread's block starts on a cache line. */
+static inline void sg_gemm_share(int64_t extent, int64_t *lo, int64_t *hi) {
+    const int nt = omp_get_num_threads();
+    const int64_t chunk = ((extent + nt - 1) / nt + 15) / 16 * 16;
+    const int64_t start = chunk * omp_get_thread_num();
+    *lo = start < extent ? start : extent;
+    *hi = *lo + chunk < extent ? *lo + chunk : extent;
+}
+
+/* NAME##_block computes rows [r0, r1) and columns [c0, c1) of c = op(a) @ op(b) (callers have
+ * checked sg_gemm_fits); NAME computes all of c, its blocks shared out as sg_gemm_threads says.
+ * A fused GEMM epilogue (templates/c/loops.c.j2) shares them out the same way and runs its
+ * element-wise loop over each block right after the block's product, while it is in cache. */
 #define SG_DEFINE_GEMM(NAME, T, BLAS, SHORT)                                                 \
-    static void NAME##_call(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a,      \
-                            int64_t lda, const T *b, int64_t ldb, T *c, int64_t ldc) {        \
-        if (k <= SG_GEMM_SHORT_K) {                                                          \
-            SHORT(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);                                  \
-            return;                                                                          \
+    static void NAME##_block(int ta, int tb, int64_t k, const T *a, int64_t lda, const T *b, \
+                             int64_t ldb, T *c, int64_t ldc, int64_t r0, int64_t r1,         \
+                             int64_t c0, int64_t c1) {                                       \
+        const int64_t rows = r1 - r0, cols = c1 - c0;                                        \
+        if (rows <= 0 || cols <= 0) return;                                                  \
+        a += ta ? r0 : r0 * lda;                                                             \
+        b += tb ? c0 * ldb : c0;                                                             \
+        c += r0 * ldc + c0;                                                                  \
+        if (k == 0) {                                                                        \
+            for (int64_t i = 0; i < rows; i++) memset(c + i * ldc, 0, cols * sizeof(T));     \
+        } else if (k <= SG_GEMM_SHORT_K) {                                                   \
+            SHORT(ta, tb, rows, cols, k, a, lda, b, ldb, c, ldc);                            \
+        } else {                                                                             \
+            BLAS(101, ta ? 112 : 111, tb ? 112 : 111, (int)rows, (int)cols, (int)k, 1, a,    \
+                 (int)SG_MAX(lda, 1), b, (int)SG_MAX(ldb, 1), 0, c, (int)SG_MAX(ldc, 1));    \
         }                                                                                    \
-        BLAS(101, ta ? 112 : 111, tb ? 112 : 111, (int)m, (int)n, (int)k, 1, a,              \
-             (int)SG_MAX(lda, 1), b, (int)SG_MAX(ldb, 1), 0, c, (int)SG_MAX(ldc, 1));        \
     }                                                                                        \
     static int NAME(int ta, int tb, int64_t m, int64_t n, int64_t k, const T *a, int64_t lda, \
                     const T *b, int64_t ldb, T *c, int64_t ldc) {                              \
         if (m == 0 || n == 0) return 0;                                                      \
-        if (k == 0) { for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, n * sizeof(T)); \
-                      return 0; }                                                            \
-        if (!SG_BLAS_FITS(m) || !SG_BLAS_FITS(n) || !SG_BLAS_FITS(k) || !SG_BLAS_FITS(lda)   \
-            || !SG_BLAS_FITS(ldb) || !SG_BLAS_FITS(ldc)) return 1;                           \
-        const int threads = omp_get_max_threads();                                           \
-        /* each thread takes whole rows of c, or whole columns where c is wider than tall   \
-         * (each then packs only its part of B: the MLP step ran 10% faster than with rows);  \
-         * the short-k loop takes rows whenever each thread gets 32 (contiguous stores, 2x) */ \
-        const bool by_rows = m >= n || (k <= SG_GEMM_SHORT_K && m >= 32 * (int64_t)threads); \
-        const int64_t extent = by_rows ? m : n;                                              \
-        if (threads == 1 || omp_in_parallel() || extent < 32                               \
-            || (double)m * n * k < (double)SG_GEMM_SPLIT_WORK) {                             \
-            NAME##_call(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);                            \
+        if (!sg_gemm_fits(m, n, k, lda, ldb, ldc)) return 1;                                 \
+        bool by_rows;                                                                        \
+        const int threads = sg_gemm_threads(m, n, k, &by_rows);                              \
+        if (threads == 1) {                                                                  \
+            NAME##_block(ta, tb, k, a, lda, b, ldb, c, ldc, 0, m, 0, n);                     \
             return 0;                                                                        \
         }                                                                                    \
         _Pragma("omp parallel num_threads(threads)")                                         \
         {                                                                                    \
-            const int nt = omp_get_num_threads();                                            \
-            const int64_t chunk = ((extent + nt - 1) / nt + 15) / 16 * 16;                   \
-            const int64_t lo = chunk * omp_get_thread_num();                                 \
-            const int64_t hi = SG_MAX(lo, extent < lo + chunk ? extent : lo + chunk);        \
-            if (hi > lo && by_rows)                                                          \
-                NAME##_call(ta, tb, hi - lo, n, k, a + (ta ? lo : lo * lda), lda, b, ldb,    \
-                            c + lo * ldc, ldc);                                              \
-            else if (hi > lo)                                                                \
-                NAME##_call(ta, tb, m, hi - lo, k, a, lda, b + (tb ? lo * ldb : lo), ldb,    \
-                            c + lo, ldc);                                                    \
+            int64_t lo, hi;                                                                  \
+            sg_gemm_share(by_rows ? m : n, &lo, &hi);                                        \
+            NAME##_block(ta, tb, k, a, lda, b, ldb, c, ldc, by_rows ? lo : 0,                \
+                         by_rows ? hi : m, by_rows ? 0 : lo, by_rows ? n : hi);              \
         }                                                                                    \
         return 0;                                                                            \
     }

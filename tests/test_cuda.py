@@ -22,6 +22,7 @@ from symgrad.backends.cuda_backend import CudaError
 
 import cuda_cases
 from test_c_backend import random_case, random_graph
+from test_gemm import inference_chain
 
 if not any(shutil.which(c) for c in (os.environ.get("CXX") or "c++", "g++", "clang++")):
     pytest.skip("the CUDA emulation needs a C++ compiler", allow_module_level=True)
@@ -334,15 +335,7 @@ def test_debug_mode_waits_for_each_kernel_and_still_agrees(cuda):
 
 # ---------------------------------------------------------------- regressions from review
 def test_a_fused_epilogue_never_writes_memory_its_gemm_reads(cuda):
-    """Inference chain: relu(h1 @ W2)'s output may take h1's workspace slot right after the
-    GEMM; fusing the relu into that GEMM's store would overwrite rows other tiles still read."""
-    k = 128
-    rng = np.random.default_rng(0)
-    x = sg.placeholder("x", (None, k))
-    ws = [sg.shared((rng.standard_normal(s) * 0.1).astype(np.float32), name=f"w{i}")
-          for i, s in enumerate([(k, k), (k, k), (k, 4)])]
-    out = sg.relu(sg.relu(x @ ws[0]) @ ws[1]) @ ws[2]
-    xv = rng.standard_normal((200, k)).astype(np.float32)
+    x, out, xv = inference_chain(rows=200)
     ref = sg.function([x], out, backend="numpy")(xv)
     assert agrees(sg.function([x], out, backend="cuda")(xv), ref)
 

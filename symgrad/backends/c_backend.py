@@ -64,6 +64,8 @@ class CompiledProgram:
         self.slots = c_render.plan_workspace(schedule.kernels, schedule.buffers)
         self.graph = Graph(schedule.roots)
         self.kernels = [KernelInfo(k, schedule.ids) for k in schedule.kernels]
+        for loop, gemm in c_render.epilogues(schedule).items():
+            self.kernels[loop].runs_in = self.kernels[gemm].name
         self._errors = [k.error or f"kernel {k.name} failed" for k in schedule.kernels]
         self._storages = [node.attr["storage"] for node in schedule.shared_nodes]
         self._updated = [t.attr["storage"] for t, _ in fn.updates]
@@ -73,7 +75,7 @@ class CompiledProgram:
 
     def render(self) -> str:
         return c_render.render(self.schedule, self.slots, len(self.fn.sym_slots),
-                               check_finite=self.check_finite, target="c")
+                               check_finite=self.check_finite)
 
     @property
     def source(self) -> str:

@@ -131,8 +131,6 @@ class CudaProgram(CompiledProgram):
         self.build_language = build_language()
         self.debug = bool(debug) if debug is not None else \
             os.environ.get("SYMGRAD_CUDA_DEBUG", "") not in ("", "0")
-        for loop, gemm in cuda_render.epilogues(self.schedule).items():
-            self.kernels[loop].runs_in = self.kernels[gemm].name
         self.library = build.load_library(self.source, CDEF, language=self.build_language)
         self.device = Device(self.library)
         self.ffi, self.lib = self.library.ffi, self.library.lib

@@ -170,7 +170,7 @@ def workspace_layout(slots, dims) -> tuple:
     return offsets, total
 
 
-# ---------------------------------------------------------------------- the source
+# ---------------------------------------------------------------------- kernels
 def kernel_buffers(kernel) -> list:
     seen, out = set(), []
     for buf in kernel.writes + kernel.reads:
@@ -207,13 +207,89 @@ def gemm_plan(k: GemmKernel) -> dict:
     }
 
 
-def render(schedule, slots, n_dims: int, check_finite=False, target="c") -> str:
+# ---------------------------------------------------------------------- GEMM epilogues
+def epilogue_plan(loop: LoopKernel) -> LoopPlan | None:
+    """The loop's loads and stores indexed by the product's row and column (`sg_row`,
+    `sg_col`), or None where an access does not walk the leading dims as one run of rows."""
+    views = [load.view for load in loop.loads] + [view for view, _ in loop.stores]
+    if len(loop.shape) < 2:
+        return None
+    rows, row_strides = collapse(list(loop.shape[:-1]), [list(v.strides[:-1]) for v in views])
+    if len(rows) > 1:
+        return None
+
+    def index(view, j):
+        row_stride = row_strides[j][0] if rows else Poly.const(0)
+        return index_expr(view.offset, [row_stride, view.strides[-1]], ["sg_row", "sg_col"])
+
+    plan = LoopPlan()
+    plan.loads = [(load.view.buffer.ctype, load.var, load.view.buffer.name, index(load.view, j))
+                  for j, load in enumerate(loop.loads)]
+    plan.stores = [(view.buffer.ctype, view.buffer.name, index(view, len(loop.loads) + j), var)
+                   for j, (view, var) in enumerate(loop.stores)]
+    return plan
+
+
+def fusable_epilogue(gemm: GemmKernel, loop) -> bool:
+    """Whether the element-wise loop right after a GEMM can run on each block of the product
+    as soon as it is computed: it maps over exactly the product's elements, reads the product
+    only at the element being stored, and writes nothing the GEMM reads (other blocks are still
+    reading A and B)."""
+    if gemm_plan(gemm)["loops"] or not isinstance(loop, LoopKernel) or loop.reduce:
+        return False
+    c = gemm.c
+    if not (c.offset.is_zero() and c.is_contiguous() and tuple(loop.shape) == tuple(c.shape)
+            and epilogue_plan(loop) is not None):
+        return False
+    if any(load.view.buffer is c.buffer and (load.view.offset != c.offset or
+                                             tuple(load.view.strides) != tuple(c.strides))
+           for load in loop.loads):
+        return False
+    operands = (gemm.a.buffer, gemm.b.buffer)
+    # neither the same buffer nor one sharing their workspace memory (liveness lets a slot pass
+    # on right after the GEMM, which is where the loop was)
+    return not any(out is op or (out.kind == op.kind == "work" and out.slot == op.slot)
+                   for out in loop.writes for op in operands)
+
+
+def epilogues(schedule) -> dict:
+    """{index of a loop kernel: index of the GEMM that runs it} (needs the workspace slots
+    planned)."""
+    kernels = schedule.kernels
+    return {i + 1: i for i, k in enumerate(kernels[:-1])
+            if isinstance(k, GemmKernel) and fusable_epilogue(k, kernels[i + 1])}
+
+
+def merged_buffers(first, second) -> list:
+    """kernel_buffers of two kernels run as one: each buffer once, written if either writes."""
+    written, order = {}, []
+    for buf, w in kernel_buffers(first) + kernel_buffers(second):
+        if id(buf) not in written:
+            order.append(buf)
+        written[id(buf)] = written.get(id(buf), False) or w
+    return [(b, written[id(b)]) for b in order]
+
+
+# ---------------------------------------------------------------------- the source
+def render(schedule, slots, n_dims: int, check_finite=False) -> str:
     kernels = []
+    fused = epilogues(schedule)
     for index, kernel in enumerate(schedule.kernels):
+        if index in fused:
+            continue
         entry = {"k": kernel, "name": kernel.name, "comment": kernel.comment(schedule.ids),
                  "buffers": kernel_buffers(kernel), "code": index + 1,
                  "fails": bool(kernel.error)}
-        if isinstance(kernel, LoopKernel):
+        loop_writes = set()
+        if index + 1 in fused:
+            loop = schedule.kernels[index + 1]
+            entry.update(kind="gemm_epilogue", plan=gemm_plan(kernel), loop=loop,
+                         loop_plan=epilogue_plan(loop), fails=True,
+                         loop_comment=loop.comment(schedule.ids),
+                         buffers=merged_buffers(kernel, loop))
+            entry["comment"] += "; then " + entry["loop_comment"]
+            loop_writes = {id(b) for b in loop.writes}
+        elif isinstance(kernel, LoopKernel):
             entry["kind"] = "loop"
             entry["plan"] = plan_loop(kernel)
         elif isinstance(kernel, GemmKernel):
@@ -223,12 +299,14 @@ def render(schedule, slots, n_dims: int, check_finite=False, target="c") -> str:
         else:
             entry["kind"] = "special"
             entry["template"] = kernel.template
-        entry["checks"] = [(b, b.size.c()) for b, written in entry["buffers"]
+        # a fused epilogue's outputs are charged to the loop kernel that computes them
+        entry["checks"] = [(b, b.size.c(), index + 2 if id(b) in loop_writes else index + 1)
+                           for b, written in entry["buffers"]
                            if written and b.dtype.kind == "f"] if check_finite else []
         kernels.append(entry)
-    template = environment().get_template(f"{target}/step.{target}.j2")
+    template = environment().get_template("c/step.c.j2")
     return template.render(
-        kernels=kernels, dims=[f"d{i}" for i in range(n_dims)],
+        kernels=kernels, n_kernels=len(schedule.kernels), dims=[f"d{i}" for i in range(n_dims)],
         args=schedule.args, consts=[b for b in schedule.buffers if b.kind == "const"],
         slots=[(i, slot, slot_sizes_c(slot)) for i, slot in enumerate(slots)],
         align=ALIGN, check_finite=check_finite, uses_blas=any(

@@ -13,7 +13,8 @@ the GPU decisions: how each kernel's index space maps onto blocks and threads.
 """
 from __future__ import annotations
 
-from .c import ALIGN, environment, gemm_plan, kernel_buffers, plan_loop, slot_sizes_c
+from .c import (ALIGN, environment, epilogues, gemm_plan, kernel_buffers, plan_loop,
+                slot_sizes_c)
 from .kernels import GemmKernel, LoopKernel
 from .poly import product
 
@@ -35,27 +36,6 @@ def _launch_geometry(kernel: LoopKernel, plan) -> str:
 def _extents(loops) -> str:
     """The product of loop extents, in 64 bits (constant factors alone would multiply as int)."""
     return " * ".join(["(int64_t)1"] + [f"({lp.extent})" for lp in loops])
-
-
-def _fusable_epilogue(gemm: GemmKernel, plan: dict, loop) -> bool:
-    """Whether the element-wise loop right after a GEMM can run inside the GEMM's store: it maps
-    over exactly the product's elements, reads the product only at the element being stored,
-    and writes nothing the GEMM reads."""
-    if plan["loops"] or not isinstance(loop, LoopKernel) or loop.reduce:
-        return False
-    c = gemm.c
-    if not (c.offset.is_zero() and c.is_contiguous() and tuple(loop.shape) == tuple(c.shape)):
-        return False
-    if any(l.view.buffer is c.buffer and (l.view.offset != c.offset or
-                                          tuple(l.view.strides) != tuple(c.strides))
-           for l in loop.loads):
-        return False
-    operands = (gemm.a.buffer, gemm.b.buffer)
-    # the loop's outputs are written while other tiles still read A and B: neither the same
-    # buffer nor one sharing their workspace memory (liveness lets a slot pass on right after
-    # the GEMM, which is where the loop was)
-    return not any(out is op or (out.kind == op.kind == "work" and out.slot == op.slot)
-                   for out in loop.writes for op in operands)
 
 
 def _epilogue_entry(entry, loop, later) -> dict:
@@ -84,14 +64,6 @@ def _finite_checks(entry, index) -> list:
         else set()
     return [(b, b.size.c(), index + 2 if id(b) in loop_writes else index + 1)
             for b, written in entry["buffers"] if written and b.dtype.kind == "f"]
-
-
-def epilogues(schedule) -> dict:
-    """{index of a loop kernel: index of the GEMM whose store runs it} (needs the workspace
-    slots planned)."""
-    kernels = schedule.kernels
-    return {i + 1: i for i, k in enumerate(kernels[:-1])
-            if isinstance(k, GemmKernel) and _fusable_epilogue(k, gemm_plan(k), kernels[i + 1])}
 
 
 def render(schedule, slots, n_dims: int, check_finite=False) -> str:
