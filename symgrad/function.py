@@ -289,6 +289,7 @@ class Function:
         outs = None
         if out is not None:
             outs = self._check_out(out, dims)
+            checked = _apart_from(checked, outs)
         values = self._program.run(checked, dims, outs)
         return self._pack(values)
 
@@ -299,12 +300,25 @@ class Function:
         shapes = self._static_out_shapes or self.output_shapes(dims)
         for i, o in enumerate(outs):
             dtype, shape = self._out_specs[i][0], shapes[i]
-            if type(o) is not np.ndarray or o.shape != shape or o.dtype is not dtype and \
-                    o.dtype != dtype or not o.flags.c_contiguous or not o.flags.writeable:
-                got = (f"{o.shape} {o.dtype}" if isinstance(o, np.ndarray)
-                       else type(o).__name__)
-                raise InputError(f"out[{i}]: expected a writable C-contiguous {shape} "
-                                 f"{dtype.name} array, got {got}")
+            if type(o) is np.ndarray and o.shape == shape and (o.dtype is dtype or
+                                                               o.dtype == dtype) \
+                    and o.flags.c_contiguous and o.flags.writeable:
+                continue
+            if type(o) is not np.ndarray:
+                problem = f"got {type(o).__name__}"
+            else:
+                problem = "; ".join(p for p in (
+                    f"its shape is {o.shape}" if o.shape != shape else "",
+                    f"its dtype is {o.dtype}" if o.dtype != dtype else "",
+                    "it is not C-contiguous" if not o.flags.c_contiguous else "",
+                    "it is read-only" if not o.flags.writeable else "") if p)
+            raise InputError(f"out[{i}]: expected a writable C-contiguous {shape} "
+                             f"{dtype.name} array, but {problem}")
+        for i, o in enumerate(outs):
+            for j in range(i):
+                if o.size and outs[j].size and np.may_share_memory(o, outs[j]):
+                    raise InputError(f"out[{j}] and out[{i}] share memory: each output needs "
+                                     "its own array")
         return outs
 
     def output_shapes(self, dims) -> list:
@@ -314,6 +328,14 @@ class Function:
     def __repr__(self):
         names = ", ".join(x.name for x in self.inputs)
         return f"<symgrad.Function ({names}) -> {len(self.outputs)} outputs, backend={self.backend}>"
+
+
+def _apart_from(arrays, outs) -> list:
+    """The inputs, each copied first where it shares memory with an out= array: the step writes
+    outputs while it still reads inputs (in another order: x[::-1] + 1 into x), so, as with
+    numpy's ufuncs, an input overwritten by an output is read from a copy."""
+    return [a.copy() if isinstance(a, np.ndarray) and a.size and
+            any(o.size and np.may_share_memory(a, o) for o in outs) else a for a in arrays]
 
 
 def function(inputs, outputs, updates=None, backend="c", opt_level=2, **options) -> Function:

@@ -182,14 +182,38 @@ def test_out_rejects_wrong_arrays():
     fn = sg.function([x], [x * 2], backend="numpy")
     a = np.zeros((2, 3))
     with pytest.raises(sg.InputError, match=r"out\[0\]: expected a writable C-contiguous "
-                                            r"\(2, 3\) float64 array, got \(3, 3\) float64"):
+                                            r"\(2, 3\) float64 array, but its shape is \(3, 3\)"):
         fn(a, out=[np.empty((3, 3))])
-    with pytest.raises(sg.InputError, match=r"got \(2, 3\) float32"):
+    with pytest.raises(sg.InputError, match=r"but its dtype is float32"):
         fn(a, out=[np.empty((2, 3), np.float32)])
-    with pytest.raises(sg.InputError, match="C-contiguous"):
+    with pytest.raises(sg.InputError, match="but it is not C-contiguous"):
         fn(a, out=[np.empty((3, 2)).T])
+    read_only = np.empty((2, 3))
+    read_only.flags.writeable = False
+    with pytest.raises(sg.InputError, match="but it is read-only"):
+        fn(a, out=[read_only])
     with pytest.raises(TypeError, match=r"out= takes 1 arrays, got 2"):
         fn(a, out=[np.empty((2, 3)), np.empty((2, 3))])
+    two = sg.function([x], [x * 2, x + 1], backend="numpy")
+    shared_memory = np.empty((2, 3))
+    with pytest.raises(sg.InputError, match=r"out\[0\] and out\[1\] share memory"):
+        two(a, out=[shared_memory, shared_memory])
+
+
+def test_out_may_be_an_input(backend):
+    """The step writes the output while it still reads the input in another order (reversed
+    rows): the input is read from a copy, as numpy's ufuncs do."""
+    x = sg.placeholder("x", (2, 64), "float32")
+    fn = sg.function([x], x[:, ::-1] * 2 + 1, backend=backend)
+    a = np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32)
+    expected = a[:, ::-1] * 2 + 1
+    assert fn(a, out=a) is a
+    np.testing.assert_allclose(a, expected, rtol=1e-6)
+    # an output overlapping part of an input: rows 1-2 of a buffer whose rows 0-1 are read
+    buffer = np.random.default_rng(1).standard_normal((3, 64)).astype(np.float32)
+    expected = buffer[0:2, ::-1] * 2 + 1
+    fn(buffer[0:2], out=buffer[1:3])
+    np.testing.assert_allclose(buffer[1:3], expected, rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------ shared
