@@ -213,10 +213,30 @@ def logical_or(a, b):
 
 
 def power(a, b):
-    if _is_python_scalar(b) and b == 2:
+    if _is_python_scalar(b) and b == 2 and (isinstance(b, numbers.Integral) or
+                                            is_float(as_tensor(a).dtype)):
         return square(a)
+    if isinstance(a, Tensor) and a.dtype.kind in "iu" and isinstance(b, numbers.Integral) \
+            and not isinstance(b, bool):
+        return _integer_power(a, int(b))
     a, b = promote(a, b)
     return apply("pow", _float_operand(a), _float_operand(b))
+
+
+def _integer_power(a: Tensor, exponent: int) -> Tensor:
+    """An integer tensor to a Python int power stays an integer (as in numpy): square and
+    multiply, wrapping on overflow as numpy's integer power does."""
+    if exponent < 0:
+        raise ValueError(f"pow: integers to negative integer powers are not allowed "
+                         f"({a.dtype.name} ** {exponent}), as in numpy; use a float base")
+    result, base = None, a
+    while exponent:
+        if exponent & 1:
+            result = base if result is None else result * base
+        exponent >>= 1
+        if exponent:
+            base = base * base
+    return ones_like(a) if result is None else result
 
 
 def where(cond, a, b):
@@ -267,8 +287,9 @@ amax, amin = max, min
 
 def argmax(x, axis=None, keepdims=False):
     x = as_tensor(x)
-    if axis is None:
-        x, axis = reshape(x, (-1,)), 0
+    if axis is None:  # the index into the flattened array; keepdims keeps every axis as 1
+        flat = apply("argmax", reshape(x, (-1,)), axis=0, keepdims=False)
+        return reshape(flat, (1,) * x.ndim) if keepdims else flat
     return apply("argmax", x, axis=_axes(x, axis, "argmax")[0], keepdims=bool(keepdims))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import api as sg
-from .graph import ShapeError, Tensor, dims_equal, is_float, shape_str, topo_sort, user_site
+from .graph import (ShapeError, Sym, Tensor, dims_equal, is_float, resolve_shape, shape_str,
+                    topo_sort, user_site)
 from .ops import OPS
 
 
@@ -19,7 +20,11 @@ def sum_to(g: Tensor, shape) -> Tensor:
             axes.append(lead + i)
     if axes:
         g = sg.sum(g, axis=tuple(axes), keepdims=True)
-    return sg.reshape(g, tuple(shape))
+    # a symbolic dim of `shape` that met a number in the forward op has that number in g: the
+    # forward node checks they are equal, so g keeps the number
+    kept = g.shape[lead:]
+    return sg.reshape(g, tuple(k if isinstance(d, Sym) and isinstance(k, int) and k != 1 else d
+                               for d, k in zip(resolve_shape(shape), kept)))
 
 
 def grad(cost, wrt):

@@ -12,8 +12,8 @@ import os
 import numpy as np
 
 from . import api as sg
-from .graph import (ShapeError, Sym, Tensor, format_graph, resolve_shape, shape_str,
-                    shapes_equal, topo_sort)
+from .graph import (ShapeError, Sym, Tensor, format_graph, pinned_dims, resolve_dim,
+                    resolve_shape, shape_str, shapes_equal, topo_sort)
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -51,12 +51,20 @@ class SymSlot(int):
 class InputSpec:
     """What one argument of the call must look like, precomputed for a fast check."""
 
-    def __init__(self, node: Tensor, slot_of: dict):
+    def __init__(self, node: Tensor, slot_of: dict, pin_sites: dict):
         self.name = node.name
         self.dtype = node.dtype
         self.ndim = node.ndim
         self.shape = resolve_shape(node.shape)
         self.static = [(axis, d) for axis, d in enumerate(self.shape) if isinstance(d, int)]
+        # axis -> why a symbolic dim of this input is a fixed number in this function
+        self.pinned = {}
+        for axis, d in enumerate(node._shape):
+            root = d.find() if isinstance(d, Sym) else None
+            if root in pin_sites:
+                other = pin_sites[root]
+                self.pinned[axis] = (f"; its symbolic dim {root.name} meets {self.shape[axis]} "
+                                     f"in {other.op}, built at {other.site}")
         self.symbolic = [(axis, slot_of[d]) for axis, d in enumerate(self.shape)
                          if isinstance(d, Sym)]
 
@@ -95,11 +103,15 @@ def _normalize_updates(updates):
         seen.add(target.id)
         value = sg.as_tensor(value)
         if not shapes_equal(value.shape, target.shape):
-            if value.ndim <= target.ndim:
+            mismatch = ShapeError(f"updates[{i}]: new value of shape {shape_str(value.shape)} "
+                                  f"does not match {target.name or 'shared'} "
+                                  f"{shape_str(target.shape)}")
+            if value.ndim > target.ndim:
+                raise mismatch
+            try:
                 value = sg.broadcast_to(value, target.shape)
-            else:
-                raise ShapeError(f"updates[{i}]: new value of shape {shape_str(value.shape)} does "
-                                 f"not match {target.name or 'shared'} {shape_str(target.shape)}")
+            except ShapeError:
+                raise mismatch from None
         if value.dtype != target.dtype:
             if not np.can_cast(value.dtype, target.dtype, "same_kind"):
                 raise TypeError(f"updates[{i}]: cannot update {target.dtype.name} shared "
@@ -111,8 +123,6 @@ def _normalize_updates(updates):
 
 class Function:
     def __init__(self, inputs, outputs, updates=None, backend="c", opt_level=2, **options):
-        from .backends import get_backend
-
         self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         for i, x in enumerate(self.inputs):
             if not isinstance(x, Tensor) or x.op != "placeholder":
@@ -124,6 +134,13 @@ class Function:
         self.updates = _normalize_updates(updates)
         self._add_default_updates()
         self.user_outputs = list(self.outputs)
+        self._pins, pin_sites = _dim_pins(self.outputs + [v for _, v in self.updates])
+        with pinned_dims(self._pins):
+            self._compile(backend, opt_level, pin_sites, options)
+
+    def _compile(self, backend, opt_level, pin_sites, options):
+        from .backends import get_backend
+
         roots = self.outputs + [v for _, v in self.updates]
         if opt_level >= 1:
             from .passes import optimize
@@ -142,7 +159,7 @@ class Function:
             for d in resolve_shape(x.shape):
                 if isinstance(d, Sym) and d not in self.sym_slots:
                     self.sym_slots[d] = len(self.sym_slots)
-        self._specs = [InputSpec(x, self.sym_slots) for x in self.inputs]
+        self._specs = [InputSpec(x, self.sym_slots, pin_sites) for x in self.inputs]
         self._n_dims = len(self.sym_slots)
         for node in self.outputs:
             for d in resolve_shape(node.shape):
@@ -255,7 +272,8 @@ class Function:
             for axis, d in spec.static:
                 if shape[axis] != d:
                     raise ShapeError(f"input {spec.name!r}: expected shape {shape_str(spec.shape)}, "
-                                     f"got {shape} (axis {axis}: {shape[axis]} != {d})")
+                                     f"got {shape} (axis {axis}: {shape[axis]} != {d}"
+                                     f"{spec.pinned.get(axis, '')})")
             for axis, slot in spec.symbolic:
                 if dims[slot] < 0:
                     dims[slot] = shape[axis]
@@ -282,7 +300,8 @@ class Function:
                              f"{spec.dtype.name} array: {exc}") from None
 
     def dims_dict(self, dims) -> dict:
-        return dict(zip(self.sym_slots, dims))
+        """{Sym: value} for this call: the inputs' symbolic dims and those the graph fixes."""
+        return {**self._pins, **dict(zip(self.sym_slots, dims))}
 
     def __call__(self, *arrays, out=None):
         checked, dims = self.bind(arrays)
@@ -328,6 +347,25 @@ class Function:
     def __repr__(self):
         names = ", ".join(x.name for x in self.inputs)
         return f"<symgrad.Function ({names}) -> {len(self.outputs)} outputs, backend={self.backend}>"
+
+
+def _dim_pins(roots) -> tuple:
+    """The symbolic dims this graph fixes to a number ({root Sym: int}, from each node's
+    dim_checks), and for each the node that asked ({root Sym: node}); a dim asked to be two
+    numbers is an error."""
+    pins, sites = {}, {}
+    for node in topo_sort(roots):
+        for sym, value in node.dim_checks:
+            root = resolve_dim(sym)
+            if not isinstance(root, Sym):
+                continue
+            if pins.setdefault(root, value) != value:
+                first = sites[root]
+                raise ShapeError(f"function: symbolic dim {root.name} must be {pins[root]} for "
+                                 f"{first.op} (built at {first.site}) and {value} for {node.op} "
+                                 f"(built at {node.site})")
+            sites.setdefault(root, node)
+    return pins, sites
 
 
 def _apart_from(arrays, outs) -> list:

@@ -43,8 +43,10 @@ class Sym:
     dim of `x` meeting the batch dim of the labels) are unified, union-find style, so that the
     call binds one value for the whole class and checks the inputs agree.
 
-    Symbolic dims never broadcast: a size-1 batch is still a batch.  A Sym unified with an int
-    becomes that int for every node built afterwards and is checked at call time."""
+    Symbolic dims never broadcast: a size-1 batch is still a batch.  A Sym that meets an int n
+    in an op stays symbolic: the op's result has n there, and the op's node records the check
+    "this dim is n" (`Tensor.dim_checks`).  A function whose graph holds that node fixes the dim
+    to n while it compiles and checks it at call time; other graphs never see it."""
 
     _counter = itertools.count()
 
@@ -89,21 +91,84 @@ def resolve_shape(shape) -> tuple:
     return tuple(resolve_dim(d) for d in shape)
 
 
+class _DimJournal:
+    """What one op's shape rule did to the symbolic dims: the merges (undone if the rule
+    raises) and the checks "Sym == int" it asked for (kept on the node it builds)."""
+
+    def __init__(self):
+        self.merged: list[Sym] = []
+        self.checks: dict[Sym, int] = {}
+
+
+_journal: contextvars.ContextVar = contextvars.ContextVar("symgrad_dim_journal", default=None)
+
+
+class dims_transaction:
+    """Run a shape rule: its Sym merges are undone if it raises; `checks` are what it required
+    of the symbolic dims ((Sym, int) pairs) when it succeeds."""
+
+    def __enter__(self):
+        self.journal = _DimJournal()
+        self._token = _journal.set(self.journal)
+        return self
+
+    def __exit__(self, kind, value, tb):
+        _journal.reset(self._token)
+        if kind is not None:
+            for sym in reversed(self.journal.merged):
+                sym._parent = None
+        return False
+
+    @property
+    def checks(self) -> tuple:
+        return tuple(self.journal.checks.items())
+
+
 def unify_dims(a, b):
-    """Require a == b (one of them symbolic); return the merged dim or None if impossible."""
+    """Require a == b (one of them symbolic); return the merged dim or None if impossible.  A
+    Sym meeting an int returns the int and records the check in the current shape rule's
+    journal: the Sym itself stays symbolic (see Sym)."""
     a, b = resolve_dim(a), resolve_dim(b)
     if a is b or (isinstance(a, int) and isinstance(b, int) and a == b):
         return a
     if isinstance(a, int) and isinstance(b, int):
         return None
+    journal = _journal.get()
     if isinstance(a, Sym) and isinstance(b, Sym):
         # keep the older (usually user-named) symbol as representative
         keep, drop = (a, b) if a.id <= b.id else (b, a)
+        if journal is not None:
+            if drop in journal.checks and keep in journal.checks and \
+                    journal.checks[drop] != journal.checks[keep]:
+                return None
+            journal.merged.append(drop)
+            if drop in journal.checks:
+                journal.checks.setdefault(keep, journal.checks.pop(drop))
         drop._parent = keep
         return keep
     sym, val = (a, b) if isinstance(a, Sym) else (b, a)
-    sym._value = val
+    if journal is not None:
+        if journal.checks.setdefault(sym, val) != val:
+            return None
     return val
+
+
+class pinned_dims:
+    """Give symbolic dims fixed values ({root Sym: int}) for the duration of a block: a
+    function compiles (and its numpy reference runs) with the dims its graph's checks fix."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def __enter__(self):
+        for sym, value in self.values.items():
+            sym._value = value
+        return self
+
+    def __exit__(self, *exc):
+        for sym in self.values:
+            sym._value = None
+        return False
 
 
 def dims_equal(a, b) -> bool:
@@ -185,10 +250,12 @@ _node_ids = itertools.count()
 class Tensor:
     """One immutable node of the graph.  Users meet it as the result of every symgrad op."""
 
-    __slots__ = ("op", "inputs", "attrs", "_shape", "dtype", "name", "id", "site", "__weakref__")
+    __slots__ = ("op", "inputs", "attrs", "_shape", "dtype", "name", "id", "site", "dim_checks",
+                 "__weakref__")
     __array_priority__ = 1000  # make numpy defer to our reflected operators
 
-    def __init__(self, op: str, inputs: tuple, attrs: tuple, shape: tuple, dtype, name=None):
+    def __init__(self, op: str, inputs: tuple, attrs: tuple, shape: tuple, dtype, name=None,
+                 dim_checks=()):
         object.__setattr__(self, "op", op)
         object.__setattr__(self, "inputs", tuple(inputs))
         object.__setattr__(self, "attrs", tuple(attrs))
@@ -197,6 +264,8 @@ class Tensor:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "id", next(_node_ids))
         object.__setattr__(self, "site", user_frame())
+        # (Sym, int): this node's shape rule needed that symbolic dim to be that int
+        object.__setattr__(self, "dim_checks", tuple(dim_checks))
 
     def __setattr__(self, key, value):
         raise AttributeError("symgrad tensors are immutable graph nodes")

@@ -54,12 +54,15 @@ def dropout(x, p=0.5, training=True, seed=None) -> Tensor:
     x = sg.as_tensor(x)
     if not is_float(x.dtype):
         raise TypeError(f"dropout: expects a float tensor, got {x.dtype.name}")
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if training is False or p == 0.0:
         return x
     keep = 1.0 - p
-    dropped = sg.where(uniform(x, seed, x.dtype) < keep, x * (1.0 / keep), 0.0)
+    if keep == 0.0:  # everything dropped (as torch gives), and no 1/0 scale
+        dropped = sg.zeros_like(x)
+    else:
+        dropped = sg.where(uniform(x, seed, x.dtype) < keep, x * (1.0 / keep), 0.0)
     if training is True:
         return dropped
     return sg.where(sg.cast(training, "bool"), dropped, x)

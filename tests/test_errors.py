@@ -101,14 +101,56 @@ def test_cross_entropy_label_shape_mismatch():
         sg.cross_entropy(logits, sg.placeholder("p", (4,), "float64"))
 
 
-def test_static_dims_unified_with_symbolic_dims_at_build_time(dim_name):
-    """Two different static sizes met through one named dim is a build-time error."""
+def test_a_symbolic_dim_that_meets_numbers_is_fixed_per_function(dim_name):
+    """A named dim that meets 4 in one expression and 5 in another stays symbolic: each
+    function fixes it to the number its own graph needs and checks it at call time; one graph
+    that needs both numbers is an error when it compiles."""
     batch = dim_name()
     x = sg.placeholder("x", (batch, 3), "float64")
     y = sg.placeholder("y", (batch, 3), "float64")
-    x + sg.constant(np.zeros((4, 3)))  # binds the dim to 4
-    with pytest.raises(sg.ShapeError, match=r"add: shapes \(4, 3\) and \(5, 3\) do not broadcast"):
-        y + sg.constant(np.zeros((5, 3)))
+    four = x + sg.constant(np.zeros((4, 3)))
+    five = y + sg.constant(np.ones((5, 3)))
+    assert str(x.shape[0]) == batch and four.shape == (4, 3) and five.shape == (5, 3)
+    for backend in ("numpy", "c"):
+        f4 = sg.function([x], four, backend=backend)
+        np.testing.assert_array_equal(f4(np.full((4, 3), 2.0)), np.full((4, 3), 2.0))
+        with pytest.raises(sg.ShapeError, match=re.escape(
+                f"(axis 0: 5 != 4; its symbolic dim {batch} meets 4 in add, built at "
+                "test_errors.py:")):
+            f4(np.zeros((5, 3)))
+        f5 = sg.function([y], five, backend=backend)
+        np.testing.assert_array_equal(f5(np.zeros((5, 3))), np.ones((5, 3)))
+    both = sg.function([x, y], [sg.sum(x), sg.sum(y)])  # neither number is in this graph
+    assert both(np.ones((7, 3)), np.ones((7, 3))) == [21.0, 21.0]
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            f"function: symbolic dim {batch} must be 4 for add (built at test_errors.py:")):
+        sg.function([x, y], [four, five])
+
+
+def test_a_symbolic_dim_through_a_fixed_op_and_its_gradient(dim_name):
+    x = sg.placeholder("x", (dim_name(), 4), "float64")
+    scale = np.arange(20.0).reshape(5, 4)
+    y = x * sg.constant(scale)
+    g = sg.grad(sg.sum(y * y), x)
+    xv = np.random.default_rng(0).standard_normal((5, 4))
+    for backend in ("numpy", "c"):
+        np.testing.assert_allclose(sg.function([x], g, backend=backend)(xv),
+                                   2 * xv * scale ** 2, rtol=1e-12)
+
+
+def test_a_failed_op_leaves_symbolic_dims_as_they_were(dim_name):
+    batch = dim_name()
+    a = sg.placeholder("a", (batch, 3))
+    with pytest.raises(sg.ShapeError, match=r"add: shapes .* do not broadcast"):
+        a + sg.placeholder("v", (4, 2))
+    assert str(a.shape[0]) == batch and str(sg.placeholder("c", (batch, 3)).shape[0]) == batch
+    assert sg.function([a], sg.sum(a))(np.ones((2, 3), np.float32)) == 6.0
+    # a merge of two symbolic dims is undone too
+    p, q = sg.placeholder("p", (None, 3)), sg.placeholder("q", (None, 2))
+    with pytest.raises(sg.ShapeError):
+        p + q
+    f = sg.function([p, q], [sg.sum(p), sg.sum(q)])
+    assert f(np.ones((2, 3), np.float32), np.ones((5, 2), np.float32)) == [6.0, 10.0]
 
 
 @pytest.mark.parametrize("build,pattern", [
@@ -236,6 +278,29 @@ def test_wrong_argument_count_and_kind(fn):
 def test_label_out_of_range_is_an_error(fn):
     with pytest.raises(IndexError, match=re.escape("label out of range [0, 3)")):
         fn(np.zeros((2, 3)), np.array([0, 3]))
+
+
+def test_a_bad_label_is_an_index_error_on_every_backend():
+    """One `except IndexError` serves both: the C backend's KernelError is an IndexError too."""
+    x = sg.placeholder("x", (None, 3), "float64")
+    t = sg.placeholder("t", (None,), "int64")
+    for backend in ("numpy", "c"):
+        step = sg.function([x, t], sg.cross_entropy(x, t), backend=backend)
+        with pytest.raises(IndexError, match=r"softmax_cross_entropy.*\[0, 3\)"):
+            step(np.zeros((2, 3)), np.array([0, 3]))
+
+
+def test_numpy_refusals_are_refused_at_build_time_too():
+    empty = sg.placeholder("empty", (0, 3))
+    for reduce in (sg.max, sg.min, sg.argmax):
+        with pytest.raises(sg.ShapeError, match=rf"{reduce.__name__}: axis 0 of \(0, 3\) is "
+                                                "empty"):
+            reduce(empty, axis=0)
+    assert sg.max(empty, axis=1).shape == (0,)      # an empty result is fine
+    with pytest.raises(TypeError, match="neg: the - operator is not supported for bool"):
+        -sg.placeholder("flags", (3,), "bool")
+    with pytest.raises(ValueError, match="integers to negative integer powers"):
+        sg.placeholder("counts", (3,), "int64") ** -2
 
 
 def test_failed_calls_leave_arrays_and_state_untouched():

@@ -148,6 +148,9 @@ def test_update_errors():
         sg.function([], [], updates=[(s, s + 1), (s, s * 2)], backend="numpy")
     with pytest.raises(sg.ShapeError, match=r"new value of shape \(2, 3\) does not match s \(3,\)"):
         sg.function([], [], updates=[(s, sg.constant(np.zeros((2, 3))))], backend="numpy")
+    with pytest.raises(sg.ShapeError, match=r"updates\[0\]: new value of shape \(4,\) does not "
+                                            r"match s \(3,\)"):
+        sg.function([], [], updates=[(s, sg.constant(np.zeros(4)))], backend="numpy")
     with pytest.raises(TypeError, match=r"cannot update int64 shared"):
         n = sg.shared(np.array(0, np.int64), name="n")
         sg.function([], [], updates=[(n, n + 0.5)], backend="numpy")

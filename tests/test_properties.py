@@ -121,3 +121,25 @@ def test_tie_rules(backend):
     np.testing.assert_array_equal(out[4], [1, 1, 1, 1])   # clip at its bounds passes through
     np.testing.assert_array_equal(out[6], [0.5, 0, 0.5, 0])  # max: split between the two 1.0
     np.testing.assert_array_equal(out[8], [1, 0, 1, 0])   # relu'(0) = 0
+
+
+def test_integer_results_keep_numpys_dtypes(backend):
+    """An int to an int power stays an int (exact past 2**53, wrapping like numpy); sums of
+    int32 and bool are int64; argmax over all axes with keepdims keeps every axis."""
+    i64 = sg.placeholder("i64", (4,), "int64")
+    i32 = sg.placeholder("i32", (3,), "int32")
+    flags = sg.placeholder("flags", (3,), "bool")
+    x = sg.placeholder("x", (2, 3, 4), "float64")
+    outputs = [i64 ** 0, i64 ** 3, i64 ** 7, i32 ** 3, sg.sum(i32), sg.sum(flags),
+               sg.argmax(x, keepdims=True)]
+    big = np.array([2 ** 20 + 1, 3, -7, 0])
+    small = np.array([2 ** 31 - 1, 2 ** 31 - 1, -5], np.int32)
+    bits = np.array([True, False, True])
+    xv = np.random.default_rng(0).standard_normal((2, 3, 4))
+    got = sg.function([i64, i32, flags, x], outputs, backend=backend)(big, small, bits, xv)
+    with np.errstate(over="ignore"):
+        expected = [big ** 0, big ** 3, big ** 7, small ** 3, np.sum(small), np.sum(bits),
+                    np.argmax(xv, keepdims=True)]
+    for g, e in zip(got, expected):
+        assert g.dtype == e.dtype and g.shape == e.shape, (g.dtype, e.dtype, g.shape, e.shape)
+        np.testing.assert_array_equal(g, e)

@@ -75,8 +75,10 @@ def test_dropout_off_and_switchable():
     f = sg.function([x, flag], sg.dropout(x, 0.5, training=flag, seed=1))
     np.testing.assert_array_equal(f(a, np.array(False)), a)
     assert (f(a, np.array(True)) == 0).any()
-    with pytest.raises(ValueError, match="p must be in"):
-        sg.dropout(x, 1.0)
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got 1.5"):
+        sg.dropout(x, 1.5)
+    everything = sg.function([x], sg.dropout(x, 1.0))  # drops it all, as torch does
+    np.testing.assert_array_equal(everything(a), np.zeros_like(a))
 
 
 def test_normal_and_bernoulli_statistics():

@@ -23,8 +23,9 @@ int sg_run(void **args, const int64_t *dims, char *workspace);
 """
 
 
-class KernelError(RuntimeError):
-    """A kernel reported bad data at run time (an index out of range, a non-finite value)."""
+class KernelError(IndexError, RuntimeError):
+    """A kernel reported bad data at run time (a label or an index out of range).  An
+    IndexError, as the numpy backend raises for the same data, and a RuntimeError."""
 
 
 class KernelInfo:

@@ -11,7 +11,7 @@ Ops are grouped by family in the modules of this package; importing the package 
 """
 from __future__ import annotations
 
-from ..graph import ShapeError, Tensor, shape_str, user_site
+from ..graph import ShapeError, Tensor, dims_transaction, shape_str, user_site
 
 OPS: dict[str, "Op"] = {}
 
@@ -49,8 +49,10 @@ def apply(op_name: str, *inputs, name=None, **attrs) -> Tensor:
     for inp in inputs:
         if not isinstance(inp, Tensor):
             raise TypeError(f"{op_name}: expected symgrad tensors, got {type(inp).__name__}")
-    out_shape, dtype = op.infer(inputs, attrs)
-    return Tensor(op_name, inputs, tuple(sorted(attrs.items())), out_shape, dtype, name=name)
+    with dims_transaction() as rule:
+        out_shape, dtype = op.infer(inputs, attrs)
+    return Tensor(op_name, inputs, tuple(sorted(attrs.items())), out_shape, dtype, name=name,
+                  dim_checks=rule.checks)
 
 
 def describe(inputs) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import api as sg
-from ..graph import DTYPES, broadcast_shapes, is_float
+from ..graph import DTYPES, broadcast_shapes, is_float, user_site
 from . import Op, describe, register
 
 
@@ -50,6 +50,12 @@ class Unary(Elementwise):
 class Neg(Unary):
     name, c, float_only = "neg", "(-{0})", False
     reference = staticmethod(np.negative)
+
+    def infer(self, inputs, attrs):
+        if inputs[0].dtype == DTYPES["bool"]:  # numpy refuses it too
+            raise TypeError("neg: the - operator is not supported for bool tensors; use "
+                            "sg.logical_not instead" + user_site())
+        return super().infer(inputs, attrs)
 
     def grad(self, node, g):
         return [-g]

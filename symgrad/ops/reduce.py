@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import api as sg
-from ..graph import DTYPES, concrete_shape, is_float
+from ..graph import DTYPES, concrete_shape, is_float, resolve_dim, shape_str
 from . import Op, register
 
 
@@ -48,11 +48,13 @@ class Sum(Reduction):
     c_identity, c_combine = "0", "({acc} + {v})"
 
     def result_dtype(self, x):
-        return DTYPES["int64"] if x.dtype == DTYPES["bool"] else x.dtype
+        # numpy sums bools and int32 into int64 (the platform's integer)
+        return DTYPES["int64"] if x.dtype in (DTYPES["bool"], DTYPES["int32"]) else x.dtype
 
     @staticmethod
     def reference(x, axis, keepdims):
-        return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.int64 if x.dtype == bool else None)
+        return np.sum(x, axis=axis, keepdims=keepdims,
+                      dtype=np.int64 if x.dtype in (np.bool_, np.int32) else None)
 
     def grad(self, node, g):
         return [expand_to_input(node, g)]
@@ -76,7 +78,22 @@ class Mean(Reduction):
         return [expand_to_input(node, g) / count]
 
 
+def refuse_empty_axes(op, x, axes):
+    """max, min and argmax of nothing have no value: numpy raises, and so does the graph (a
+    static zero-size axis; a symbolic one that is 0 at call time gives the identity, -inf)."""
+    for axis in axes:
+        d = resolve_dim(x._shape[axis])
+        if isinstance(d, int) and d == 0:
+            raise op.error(f"axis {axis} of {shape_str(x.shape)} is empty: {op.name} of no "
+                           "elements has no value")
+
+
 class Extremum(Reduction):
+    def infer(self, inputs, attrs):
+        result = super().infer(inputs, attrs)
+        refuse_empty_axes(self, inputs[0], attrs["axes"])
+        return result
+
     def grad(self, node, g):
         # the gradient goes to the extremal elements, split evenly between ties
         x = node.inputs[0]
@@ -111,6 +128,7 @@ class Argmax(Op):
         axis = attrs["axis"]
         if not 0 <= axis < x.ndim:
             raise self.error(f"axis {axis} is out of range for rank {x.ndim}")
+        refuse_empty_axes(self, x, (axis,))
         return reduced_shape(x._shape, (axis,), attrs["keepdims"]), DTYPES["int64"]
 
     def numpy(self, attrs, x):

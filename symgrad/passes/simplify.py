@@ -13,6 +13,25 @@ def _keep(x):
     return lambda n, **v: v[x]
 
 
+# ops whose every value is >= 0 or NaN (relu of NaN is NaN, as numpy's maximum gives)
+NONNEGATIVE_OPS = {"exp", "sigmoid", "softplus", "square", "abs", "relu", "sqrt", "softmax"}
+
+
+def nonnegative(node) -> bool:
+    """Whether every element of `node` is >= 0 (or NaN), as far as its op or value shows."""
+    if node.op in NONNEGATIVE_OPS:
+        return True
+    if node.op == "constant":
+        array = node.attr["value"].array
+        return not np.any(array < 0)
+    return False
+
+
+def _exp_log(n, x):
+    """exp(log x) is x only where log x is defined: x < 0 must stay NaN."""
+    return x if nonnegative(x) else None
+
+
 SIMPLIFY = [
     # identities (x*0 is left alone: NaN*0 is NaN, and inf*0 too)
     Rule("mul_one", ("mul", "x", 1), _keep("x")),
@@ -22,7 +41,7 @@ SIMPLIFY = [
     Rule("pow_one", ("pow", "x", 1), _keep("x")),
     Rule("double_negation", ("neg", ("neg", "x")), _keep("x")),
     Rule("log_exp", ("log", ("exp", "x")), _keep("x")),
-    Rule("exp_log", ("exp", ("log", "x")), _keep("x")),
+    Rule("exp_log", ("exp", ("log", "x")), _exp_log),
     # canonical forms the kernels like better
     Rule("div_to_reciprocal", ("div", 1, "x"), lambda n, x: sg.reciprocal(x)),
     Rule("pow_two", ("pow", "x", 2), lambda n, x: sg.square(x)),
