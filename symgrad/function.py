@@ -8,6 +8,7 @@ every output (simultaneous semantics).
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -174,6 +175,10 @@ class Function:
         self.backend = backend
         self.opt_level = opt_level
         self._program = get_backend(backend).compile(self, **options)
+        # One call at a time per Function: a call owns the program's workspace, argument table
+        # and recycled outputs while the step runs with the GIL released, so two threads
+        # calling at once would read each other's intermediates.
+        self._running = threading.Lock()
 
     def _add_default_updates(self):
         """State that advances by itself (a random draw's counter) gets its update unless the
@@ -309,7 +314,8 @@ class Function:
         if out is not None:
             outs = self._check_out(out, dims)
             checked = _apart_from(checked, outs)
-        values = self._program.run(checked, dims, outs)
+        with self._running:
+            values = self._program.run(checked, dims, outs)
         return self._pack(values)
 
     def _check_out(self, out, dims):

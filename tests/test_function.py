@@ -464,3 +464,29 @@ def test_gradient_graph_runs_with_symbolic_batch(backend):
     for n in (1, 6):
         xa = np.random.default_rng(n).standard_normal((n, 3))
         np.testing.assert_allclose(fn(xa), 2 * xa.T @ (xa @ w.get_value()) / n, rtol=1e-12)
+
+
+def test_threads_calling_one_function_each_get_their_own_results(backend):
+    """The step runs with the GIL released: calls from several threads must not share the
+    program's workspace or argument table while one of them runs."""
+    import threading
+    x = sg.placeholder("x", (None, 128))
+    w = sg.shared(np.random.default_rng(0).standard_normal((128, 128)).astype(np.float32) * 0.1)
+    fn = sg.function([x], sg.sum(sg.tanh(sg.relu(x @ w) @ w), axis=1), backend=backend)
+    wv = w.get_value()
+    wrong = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(60):
+            xv = rng.standard_normal((64, 128)).astype(np.float32)
+            expected = np.sum(np.tanh(np.maximum(xv @ wv, 0) @ wv), axis=1)
+            if not np.allclose(fn(xv), expected, rtol=1e-3, atol=1e-3):
+                wrong.append(seed)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
