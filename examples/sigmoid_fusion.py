@@ -6,9 +6,13 @@ Prints the graph as written (forward and its gradient), the optimized graph (the
 into one sigmoid whose adjoint reuses its output, g*s*(1-s)), and the one fused C kernel of the
 forward and backward pass.
 """
+import argparse
+
 import numpy as np
 
 import symgrad as sg
+
+argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, nothing else
 
 x = sg.placeholder("x", ("n",))
 g = sg.placeholder("g", ("n",))          # the upstream gradient

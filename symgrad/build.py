@@ -37,6 +37,16 @@ class CompileError(RuntimeError):
     """The compiler rejected the source; the message holds its stderr and the kept source path."""
 
 
+class CacheError(OSError):
+    """The compile cache directory cannot be created or written."""
+
+
+def _unusable_cache(path, exc: OSError) -> CacheError:
+    return CacheError(f"symgrad's compile cache {path} is not usable ({exc.strerror or exc}); "
+                      "point SYMGRAD_CACHE_DIR at a writable directory (a function already "
+                      "compiled there still loads from a read-only one)")
+
+
 class NoCompilerError(RuntimeError):
     """No usable compiler; the numpy backend does not need one."""
 
@@ -92,7 +102,10 @@ def cache_dir() -> pathlib.Path:
     else:
         d = pathlib.Path.home() / ".cache" / "symgrad"
     d = d.expanduser()
-    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unusable_cache(d, exc) from None
     return d
 
 
@@ -385,14 +398,17 @@ def _cached_build(source, key_extra, argv, flags, libs, ext, language, load):
     key = h.hexdigest()
 
     d = cache_dir() / key[:2]
-    d.mkdir(mode=0o700, exist_ok=True)
     so, sidecar, src = d / f"{key}.so", d / f"{key}.sha256", d / f"{key}{ext}"
 
     lib = _try_load(load, so, sidecar)  # fast path, no lock: files only appear by atomic rename
     if lib is not None:
         return lib, so, key, False
 
-    fd = os.open(d / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        d.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(d / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise _unusable_cache(d, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         lib = _try_load(load, so, sidecar)  # another process may have built it while we waited

@@ -221,7 +221,8 @@ class Function:
             moved = k.bytes_moved(values)
             total += moved
             nodes = ", ".join(self.graph.label(n) for n in k.nodes)
-            where = f"  (runs in {k.runs_in}'s store)" if getattr(k, "runs_in", None) else ""
+            where = f"  (runs in {k.runs_in}'s {k.runs_how})" if getattr(k, "runs_in", None) \
+                else ""
             lines.append(f"  {k.name:40s} {moved:>12,d} B  {nodes}{where}")
         ws = self._program.workspace_bytes(values) if hasattr(self._program,
                                                               "workspace_bytes") else 0

@@ -83,6 +83,9 @@ def save_params(path, params):
                 with zf.open(name + ".npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, t.attr["storage"].array,
                                               allow_pickle=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as np.savez would create it (mkstemp makes it 0600)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -103,6 +103,19 @@ def test_cache_dir_precedence_and_mode(tmp_path, monkeypatch):
     assert build.cache_dir() == tmp_path / "home" / ".cache" / "symgrad"
 
 
+def test_an_unusable_cache_directory_is_named_in_the_error(tmp_path, monkeypatch):
+    not_a_directory = tmp_path / "a file"
+    not_a_directory.write_text("")
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(not_a_directory))
+    with pytest.raises(build.CacheError, match="compile cache .*a file.* is not usable .*"
+                                               "SYMGRAD_CACHE_DIR"):
+        build.load_library("int f(void) { return 1; }", "int f(void);")
+    # the key's folder cannot be made inside a file either
+    monkeypatch.setattr(build, "cache_dir", lambda: not_a_directory)
+    with pytest.raises(build.CacheError, match="is not usable"):
+        build.load_library("int g(void) { return 2; }", "int g(void);")
+
+
 def test_no_fast_math_nan_and_inf_semantics():
     assert "-ffast-math" not in build.C_FLAGS
     src = r"""

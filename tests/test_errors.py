@@ -138,6 +138,35 @@ def test_a_symbolic_dim_through_a_fixed_op_and_its_gradient(dim_name):
                                    2 * xv * scale ** 2, rtol=1e-12)
 
 
+FIXED_BY_A_CONSTANT = {
+    "conv2d": lambda x: sg.mse(sg.conv2d(x, sg.constant(np.linspace(-1, 1, 18).reshape(1, 2, 3, 3))),
+                               sg.constant(np.ones((3, 1, 2, 2)))),
+    "max_pool": lambda x: sg.mse(sg.max_pool2d(x, 2), sg.constant(np.ones((3, 2, 2, 2)))),
+    "avg_pool": lambda x: sg.mse(sg.avg_pool2d(x, 2), sg.constant(np.ones((3, 2, 2, 2)))),
+    "sum": lambda x: sg.sum(sg.sum(x, axis=(2, 3)) * sg.constant(np.arange(6.0).reshape(3, 2))),
+    "index": lambda x: sg.sum(x[:, 0] * sg.constant(np.arange(48.0).reshape(3, 4, 4))),
+    "layer_norm": lambda x: sg.sum(sg.layer_norm(x) * sg.constant(np.arange(96.0).reshape(
+        3, 2, 4, 4))),
+    "reshape": lambda x: sg.sum(sg.reshape(x, (x.shape[0], 8, 4)) * sg.constant(
+        np.arange(96.0).reshape(3, 8, 4))),
+}
+
+
+@pytest.mark.parametrize("name", FIXED_BY_A_CONSTANT)
+def test_gradients_through_a_symbolic_dim_fixed_by_a_constant(name):
+    """The batch meets a constant's 3 in the forward graph; the adjoint's shapes carry the 3
+    back to x's symbolic batch (reshape and broadcast_to accept it and record the check)."""
+    build = FIXED_BY_A_CONSTANT[name]
+    xv = np.random.default_rng(0).standard_normal((3, 2, 4, 4))
+    static = sg.placeholder("static", (3, 2, 4, 4), "float64")
+    expected = sg.function([static], sg.grad(build(static), static), backend="numpy")(xv)
+    x = sg.placeholder("x", (None, 2, 4, 4), "float64")
+    grad = sg.grad(build(x), x)
+    for backend in ("numpy", "c"):
+        np.testing.assert_allclose(sg.function([x], grad, backend=backend)(xv), expected,
+                                   rtol=1e-12, atol=1e-12)
+
+
 def test_a_failed_op_leaves_symbolic_dims_as_they_were(dim_name):
     batch = dim_name()
     a = sg.placeholder("a", (batch, 3))

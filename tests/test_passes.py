@@ -37,6 +37,11 @@ REWRITES = [
     ("logsumexp", lambda x: sg.log(sg.sum(sg.exp(x), axis=1)), "logsumexp", "exp",
      X.reshape(3, 3), True),
     ("log_exp", lambda x: sg.log(sg.exp(x)), "placeholder", "exp", X, True),
+    ("log_softmax_by_hand", lambda x: (x - sg.max(x, axis=1, keepdims=True)) - sg.log(sg.sum(
+        sg.exp(x - sg.max(x, axis=1, keepdims=True)), axis=1, keepdims=True)), "log_softmax",
+     "exp", X.reshape(3, 3), False),
+    ("softmax_unshifted", lambda x: sg.softmax(x - sg.max(x, axis=1, keepdims=True)),
+     "softmax", "max", X.reshape(3, 3), False),
     ("double_negation", lambda x: -(-x) * 3, "mul", "neg", X, False),
     ("mul_one_add_zero", lambda x: (x * 1 + 0) / 1, "placeholder", "mul", X, False),
 ]

@@ -35,6 +35,7 @@ class KernelInfo:
         self.nodes = list(kernel.nodes)
         self.kind = type(kernel).__name__.replace("Kernel", "").lower()
         self.runs_in = None  # the kernel whose launch computes this one too (a GEMM epilogue)
+        self.runs_how = "store"  # ... in its store (an epilogue) or its "row loop" (a row group)
         seen = {}
         for buf in kernel.reads + kernel.writes:
             seen[id(buf)] = buf
@@ -137,6 +138,10 @@ class CProgram(CompiledProgram):
     def __init__(self, fn, check_finite=False):
         from .. import build
         super().__init__(fn, check_finite)
+        for leader, group in c_render.row_groups_of(self.schedule).items():
+            for form in group[1:]:
+                info = self.kernels[self.schedule.kernels.index(form.kernel)]
+                info.runs_in, info.runs_how = self.kernels[leader].name, "row loop"
         schedule = self.schedule
         # with the trampoline, the step is called by address: no cdef to parse (ctypes opens it)
         cdef = None if _trampoline else CDEF

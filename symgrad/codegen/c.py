@@ -260,10 +260,19 @@ def epilogues(schedule) -> dict:
             if isinstance(k, GemmKernel) and fusable_epilogue(k, kernels[i + 1])}
 
 
-def merged_buffers(first, second) -> list:
-    """kernel_buffers of two kernels run as one: each buffer once, written if either writes."""
+def row_groups_of(schedule) -> dict:
+    """{index of a row group's first kernel: the group's RowForms} (codegen/rows.py); GEMM
+    epilogues and their GEMMs take part in none."""
+    from .rows import row_groups
+    fused = epilogues(schedule)
+    return {schedule.kernels.index(group[0].kernel): group
+            for group in row_groups(schedule.kernels, set(fused) | set(fused.values()))}
+
+
+def merged_buffers(*kernels) -> list:
+    """kernel_buffers of kernels run as one: each buffer once, written if any writes it."""
     written, order = {}, []
-    for buf, w in kernel_buffers(first) + kernel_buffers(second):
+    for buf, w in [pair for kernel in kernels for pair in kernel_buffers(kernel)]:
         if id(buf) not in written:
             order.append(buf)
         written[id(buf)] = written.get(id(buf), False) or w
@@ -274,13 +283,26 @@ def merged_buffers(first, second) -> list:
 def render(schedule, slots, n_dims: int, check_finite=False) -> str:
     kernels = []
     fused = epilogues(schedule)
+    groups = row_groups_of(schedule)
+    in_group = {id(f.kernel) for g in groups.values() for f in g[1:]}
     for index, kernel in enumerate(schedule.kernels):
-        if index in fused:
+        if index in fused or id(kernel) in in_group:
             continue
         entry = {"k": kernel, "name": kernel.name, "comment": kernel.comment(schedule.ids),
                  "buffers": kernel_buffers(kernel), "code": index + 1,
                  "fails": bool(kernel.error)}
         loop_writes = set()
+        if index in groups:
+            from .rows import group_entry
+            entry = group_entry(groups[index], schedule.ids, index)
+            # each member's outputs are charged to the member that computes them
+            code_of = {id(b): schedule.kernels.index(f.kernel) + 1
+                       for f in groups[index] for b in f.kernel.writes}
+            entry["checks"] = [(b, b.size.c(), code_of[id(b)]) for b, written in
+                               entry["buffers"] if written and b.dtype.kind == "f"] \
+                if check_finite else []
+            kernels.append(entry)
+            continue
         if index + 1 in fused:
             loop = schedule.kernels[index + 1]
             entry.update(kind="gemm_epilogue", plan=gemm_plan(kernel), loop=loop,

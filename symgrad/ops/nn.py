@@ -9,6 +9,8 @@ from . import Op, register
 
 
 def _stable_log_softmax(x, axis):
+    if x.shape[axis] == 0:
+        return x.copy()  # nothing to normalize (numpy's max would refuse the empty axis)
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
     shifted = x - m

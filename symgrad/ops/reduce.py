@@ -104,18 +104,39 @@ class Extremum(Reduction):
         return [expand_to_input(node, g) * hits / ties]
 
 
+def _extreme_of_nothing(dtype, lowest: bool):
+    """What max (lowest) or min of no elements gives in the C kernels: their identity."""
+    if dtype == np.bool_:
+        return not lowest
+    if dtype.kind == "f":
+        return -np.inf if lowest else np.inf
+    info = np.iinfo(dtype)
+    return info.min if lowest else info.max
+
+
+def _extremum_reference(fn, lowest: bool):
+    """numpy's max/min, except over an axis that is empty at call time (a symbolic dim that is
+    0; a static one is refused when the graph is built): the identity, as the kernels give."""
+    def reference(x, axis, keepdims):
+        if any(x.shape[a] == 0 for a in axis):
+            return fn(x, axis=axis, keepdims=keepdims,
+                      initial=_extreme_of_nothing(x.dtype, lowest))
+        return fn(x, axis=axis, keepdims=keepdims)
+    return staticmethod(reference)
+
+
 @register
 class Max(Extremum):
     name = "max"
     c_identity, c_combine = "SG_LOWEST", "sg_max({acc}, {v})"
-    reference = staticmethod(np.max)
+    reference = _extremum_reference(np.max, lowest=True)
 
 
 @register
 class Min(Extremum):
     name = "min"
     c_identity, c_combine = "SG_HIGHEST", "sg_min({acc}, {v})"
-    reference = staticmethod(np.min)
+    reference = _extremum_reference(np.min, lowest=False)
 
 
 @register
@@ -132,6 +153,9 @@ class Argmax(Op):
         return reduced_shape(x._shape, (axis,), attrs["keepdims"]), DTYPES["int64"]
 
     def numpy(self, attrs, x):
+        if x.shape[attrs["axis"]] == 0:  # empty at call time: index 0, as the kernels give
+            return np.zeros(np.max(x, axis=attrs["axis"], keepdims=attrs["keepdims"],
+                                   initial=0).shape, np.int64)
         return np.argmax(x, axis=attrs["axis"], keepdims=attrs["keepdims"]).astype(np.int64)
 
 

@@ -20,6 +20,28 @@ def split_dims(shape):
     return static, sorted(syms)
 
 
+def _fix_lone_sym(shape_a, shape_b) -> bool:
+    """Whether two shapes of different symbolic make-up can still hold as many elements: one
+    symbolic dim on one side only, the other side's numbers a multiple of the rest of its
+    side's (the gradient of `reshape(x, (n, 2, 3)) * c` with c of shape (4, 2, 3) reshapes a
+    (4, 2, 3) adjoint back to x's (n, 6)).  That dim must then be the quotient: the node
+    records the check (see Sym)."""
+    static_a, syms_a = split_dims(shape_a)
+    static_b, syms_b = split_dims(shape_b)
+    only_a = [d for d in syms_a if d not in syms_b]
+    only_b = [d for d in syms_b if d not in syms_a]
+    if sorted(set(syms_a) & set(syms_b)) != sorted(d for d in syms_a if d in syms_b):
+        return False
+    for lone, other, static_lone, static_other, shape in ((only_a, only_b, static_a, static_b,
+                                                           shape_a),
+                                                          (only_b, only_a, static_b, static_a,
+                                                           shape_b)):
+        if len(lone) == 1 and not other and static_lone and static_other % static_lone == 0:
+            sym = next(d for d in resolve_shape(shape) if isinstance(d, Sym) and d.id == lone[0])
+            return unify_dims(sym, static_other // static_lone) is not None
+    return False
+
+
 class ShapeOp(Op):
     kind = "shape"
 
@@ -31,7 +53,7 @@ class Reshape(ShapeOp):
     def infer(self, inputs, attrs):
         (x,) = inputs
         new = resolve_shape(attrs["shape"])
-        if split_dims(x._shape) != split_dims(new):
+        if split_dims(x._shape) != split_dims(new) and not _fix_lone_sym(x._shape, new):
             raise self.error(f"cannot reshape {shape_str(x.shape)} to {shape_str(new)}")
         return new, x.dtype
 
@@ -70,7 +92,10 @@ class BroadcastTo(ShapeOp):
         (x,) = inputs
         target = resolve_shape(attrs["shape"])
         out = broadcast_shapes(self.name, x._shape, target)
-        if len(out) != len(target) or not all(dims_equal(a, b) for a, b in zip(out, target)):
+        # a symbolic target dim that met a number came out as that number (its check is
+        # recorded): it still matches
+        if len(out) != len(target) or not all(dims_equal(a, b) or isinstance(b, Sym)
+                                               for a, b in zip(out, target)):
             raise self.error(f"cannot broadcast {shape_str(x.shape)} to {shape_str(target)}")
         return target, x.dtype
 

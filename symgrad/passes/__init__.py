@@ -1,6 +1,6 @@
 """Graph passes, each a small function over the roots of a graph, run by `optimize` in order:
-canonicalize and simplify, fold constants, stabilize/group, CSE (dead code goes by itself: only
-what the roots reach is kept)."""
+CSE, canonicalize and simplify, fold constants, stabilize/group, CSE again (dead code goes by
+itself: only what the roots reach is kept)."""
 from __future__ import annotations
 
 from ..graph import Tensor, topo_sort
@@ -16,7 +16,9 @@ def optimize(roots, level=2, log=None):
     """The graph that should run for `roots`: level 0 returns them untouched."""
     if level <= 0:
         return list(roots)
-    roots = rewrite(roots, ALL_RULES, log=log)
+    # CSE first as well: a pattern that names one value twice (x - logsumexp(x)) matches only
+    # when the user's two equal subexpressions are one node
+    roots = rewrite(cse(roots), ALL_RULES, log=log)
     return cse(roots)
 
 

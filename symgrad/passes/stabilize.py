@@ -7,6 +7,24 @@ from .. import api as sg
 from .rewrite import Rule
 
 
+def _log_softmax_from_logsumexp(n, x):
+    """x - logsumexp(x) along one axis, kept -> log_softmax(x): one row kernel."""
+    lse = n.inputs[1]
+    if len(lse.attr["axes"]) != 1 or not lse.attr["keepdims"]:
+        return None
+    return sg.log_softmax(x, axis=lse.attr["axes"][0])
+
+
+def _without_max_shift(op):
+    """softmax and log_softmax shift by the row max themselves: op(x - max(x)) -> op(x)."""
+    def build(n, x):
+        row_max = n.inputs[0].inputs[1]
+        if row_max.attr["axes"] != (n.attr["axis"],) or not row_max.attr["keepdims"]:
+            return None
+        return op(x, axis=n.attr["axis"])
+    return build
+
+
 STABILIZE = [
     # 1 / (1 + exp(-x)), and exp(x) / (1 + exp(x))  ->  sigmoid(x)
     Rule("sigmoid_from_gates", ("div", 1, ("add", 1, ("exp", ("neg", "x")))),
@@ -30,6 +48,13 @@ STABILIZE = [
     # log(softmax(x)) -> log_softmax(x)
     Rule("log_softmax", ("log", ("softmax", "x")),
          lambda n, x: sg.log_softmax(x, axis=n.inputs[0].attr["axis"])),
+    # x - logsumexp(x) -> log_softmax(x); a shift by the row max is theirs already
+    Rule("log_softmax_from_logsumexp", ("sub", "x", ("logsumexp", "x")),
+         _log_softmax_from_logsumexp),
+    Rule("log_softmax_unshifted", ("log_softmax", ("sub", "x", ("max", "x"))),
+         _without_max_shift(sg.log_softmax)),
+    Rule("softmax_unshifted", ("softmax", ("sub", "x", ("max", "x"))),
+         _without_max_shift(sg.softmax)),
     # log(sum(exp(x))) -> logsumexp(x), shifted by the max
     Rule("logsumexp", ("log", ("sum", ("exp", "x"))),
          lambda n, x: sg.logsumexp(x, axis=n.inputs[0].attr["axes"],
