@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import symgrad  # noqa: E402,F401  (first: it sets GOMP_SPINCOUNT before torch loads libgomp)
-from common import interleaved, optional, report  # noqa: E402
+from common import interleaved, kernel_count, optional, report  # noqa: E402
 
 import symgrad as sg  # noqa: E402
 from symgrad import build  # noqa: E402
@@ -54,7 +54,7 @@ def triad_bandwidth(n):
 
 def fraction_report(title, med, nbytes, bandwidth, kernels=None):
     extra = {k: f"{nbytes / v / bandwidth:.2f} of triad bandwidth" for k, v in med.items()}
-    report(title + (f" [symgrad kernels: {kernels}]" if kernels is not None else ""), med,
+    report(title + (f" [symgrad: {kernels}]" if kernels is not None else ""), med,
            "numpy", extra=extra)
 
 
@@ -94,7 +94,7 @@ def w1(n, bandwidth, compile_peers):
         systems["jax.jit"] = lambda: jf(ja, jb).block_until_ready()
     med = interleaved(systems, repeats=7)
     fraction_report(f"W1 g*s*(1-s) on {n} float32 (targets 0.55 fresh, 0.85 out=)", med,
-                    3 * n * 4, bandwidth, len(f.kernels))
+                    3 * n * 4, bandwidth, kernel_count(f))
 
 
 def add_torch(systems, compile_peers, arrays, fn):
@@ -128,7 +128,7 @@ def w2(n, bandwidth, compile_peers):
               + torch.clamp_min(a, 0) * b)
     med = interleaved(systems, repeats=7)
     fraction_report(f"W2 tanh(0.5x+0.1)*exp(-x*x) + maximum(x,0)*g on {n} float32 "
-                    "(targets 0.5 fresh, 0.75 out=)", med, 3 * n * 4, bandwidth, len(f.kernels))
+                    "(targets 0.5 fresh, 0.75 out=)", med, 3 * n * 4, bandwidth, kernel_count(f))
 
 
 def w3(rows, classes, compile_peers):
@@ -173,7 +173,7 @@ def w3(rows, classes, compile_peers):
     got = f(zv, tv)
     assert np.allclose(got[0], ref[0], rtol=1e-5) and np.allclose(got[1], ref[1], atol=1e-7)
     report(f"W3 softmax cross-entropy fwd+bwd, logits {rows}x{classes} "
-           f"[symgrad kernels: {len(f.kernels)}] (target <= 0.4x torch.compile)", med, "numpy")
+           f"[symgrad: {kernel_count(f)}] (target <= 0.4x torch.compile)", med, "numpy")
     if "torch.compile" in med:
         print(f"  symgrad / torch.compile time: {med['symgrad c'] / med['torch.compile']:.2f} "
               f"(out=: {med['symgrad c out='] / med['torch.compile']:.2f})")
@@ -192,7 +192,7 @@ def mlp_plan():
     for level in (0, 2):
         f = sg.function([x, t], loss, updates=updates, opt_level=level)
         ws = f._program.workspace_bytes([256])
-        print(f"  opt_level={level}: {len(f.kernels):3d} kernels, workspace {ws:,d} bytes")
+        print(f"  opt_level={level}: {kernel_count(f)}, workspace {ws:,d} bytes")
 
 
 def main():

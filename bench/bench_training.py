@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import symgrad  # noqa: E402,F401  (first: it sets GOMP_SPINCOUNT before torch loads libgomp)
-from common import interleaved, optional, report  # noqa: E402
+from common import interleaved, kernel_count, optional, report  # noqa: E402
 
 import symgrad as sg  # noqa: E402
 
@@ -194,7 +194,7 @@ def w4(peak, compile_peers):
     extra = {k: f"{flops / v / 1e9:.0f} GFLOP/s, {flops / v / peak:.2f} of sgemm peak"
              for k, v in med.items()}
     report(f"W4 MLP training step 784-512-512-10, batch {BATCH}, SGD momentum "
-           f"({flops / 1e9:.2f} GFLOP) [symgrad kernels: {len(step.kernels)}]", med,
+           f"({flops / 1e9:.2f} GFLOP) [symgrad: {kernel_count(step)}]", med,
            "numpy backprop", extra=extra)
 
 
@@ -226,7 +226,7 @@ def conv_step(compile_peers):
     if torch is not None:
         add_torch_peers(systems, values, torch_cnn, (xv, tv), compile_peers)
     med = interleaved(systems, repeats=11)
-    report(f"conv training step, batch 64 [symgrad kernels: {len(step.kernels)}]", med,
+    report(f"conv training step, batch 64 [symgrad: {kernel_count(step)}]", med,
            "symgrad c")
 
 

@@ -36,6 +36,14 @@ def report(title, medians: dict, baseline: str, unit="ms", extra=None):
         print(f"  {name:28s} {t * scale:10.3f} {unit}   x{base / t:6.2f} vs {baseline}{note}")
 
 
+def kernel_count(fn) -> str:
+    """"24 kernels in 16 launches": kernels that run inside another's launch (a GEMM's epilogue,
+    a row group's members) are counted as kernels but not as launches."""
+    launches = sum(getattr(k, "runs_in", None) is None for k in fn.kernels)
+    n = len(fn.kernels)
+    return f"{n} kernels" + (f" in {launches} launches" if launches != n else "")
+
+
 def optional(module):
     try:
         return __import__(module)
