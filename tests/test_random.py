@@ -38,6 +38,17 @@ def test_uniform_is_identical_on_every_backend(dtype, backend):
     assert 0.0 <= min(d.min() for d in draws) and max(d.max() for d in draws) < 1.0
 
 
+def test_float64_uniforms_carry_53_bits(backend):
+    """Two Philox words per float64 value: no value is a multiple of 2^-24 by construction,
+    and the normal's far tails are reachable."""
+    u = sg.function([], sg.random.uniform((100_000,), seed=5, dtype="float64"),
+                    backend=backend)()
+    assert np.mean(u * 2.0 ** 24 == np.floor(u * 2.0 ** 24)) < 0.01
+    assert len(np.unique(u)) == u.size
+    low_bits = (u * 2.0 ** 53).astype(np.uint64) & np.uint64(1)
+    assert 0.45 < low_bits.mean() < 0.55      # the last of the 53 bits is random too
+
+
 def test_dropout_mask_statistics_scaling_and_gradient(backend):
     x = sg.placeholder("x", ("batch", 1000))
     p = 0.3

@@ -125,8 +125,11 @@ def cross_entropy_grad(s, node):
 
 def random_uniform(s, node):
     counter = s.as_view(node.inputs[0])
+    # values per Philox block: four of 24 bits (float32), or two of 53 bits (float64)
+    per = 2 if node.dtype.itemsize == 8 else 4
     return emit(s, node, "random_uniform", [counter], s.target_for(node),
-                n=product(s.shape_of(node)).c(), seed=str(node.attr["seed"] & (2 ** 64 - 1)))
+                n=product(s.shape_of(node)).c(), seed=str(node.attr["seed"] & (2 ** 64 - 1)),
+                per=per)
 
 
 def take(s, node):

@@ -40,10 +40,22 @@ def uniform_bits(n: int, seed: int, counter: int) -> np.ndarray:
     return np.stack(words, axis=1).reshape(-1)[:n]
 
 
+def uniform_values(n: int, seed: int, counter: int, dtype) -> np.ndarray:
+    """n values in [0, 1): float32 takes one word each, 24 bits ((word >> 8) * 2^-24, four
+    values per Philox block); float64 takes two, 53 bits (((w0 >> 5) * 2^26 + (w1 >> 6)) *
+    2^-53, two values per block), as numpy's generators build a double."""
+    if np.dtype(dtype).itemsize == 8:
+        words = uniform_bits(2 * n, seed, counter).reshape(n, 2)
+        high, low = words[:, 0] >> np.uint64(5), words[:, 1] >> np.uint64(6)
+        return ((high << np.uint64(26)) | low).astype(np.float64) * 2.0 ** -53
+    bits = uniform_bits(n, seed, counter)
+    return ((bits >> np.uint64(8)).astype(np.float64) * 2.0 ** -24).astype(np.float32)
+
+
 @register
 class RandomUniform(Op):
-    """U[0, 1) with the shape of `like`, from the int64 scalar `counter`; 24 random bits per
-    value ((word >> 8) * 2^-24), exact in float32 and float64 alike."""
+    """U[0, 1) with the shape of `like`, from the int64 scalar `counter` (see
+    uniform_values)."""
     name, kind, differentiable = "random_uniform", "special", False
 
     def infer(self, inputs, attrs):
@@ -55,6 +67,5 @@ class RandomUniform(Op):
         return like._shape, DTYPES[attrs["dtype"]]
 
     def numpy(self, attrs, counter, like):
-        bits = uniform_bits(like.size, attrs["seed"], int(counter))
-        values = (bits >> np.uint64(8)).astype(np.float64) * 2.0 ** -24
+        values = uniform_values(like.size, attrs["seed"], int(counter), attrs["dtype"])
         return values.astype(attrs["dtype"]).reshape(like.shape)
