@@ -99,9 +99,9 @@ def test_bias_and_relu_run_in_the_gemms_store():
                                    rtol=1e-5, atol=1e-6)
 
 
-# split by rows, by columns, the short-k loop by rows, one row, and an empty inner dim
-@pytest.mark.parametrize("m, n, k", [(300, 40, 33), (40, 300, 33), (600, 70, 8), (1, 64, 40),
-                                     (50, 60, 0)])
+# split by rows, by columns, the short-k loop by rows and by columns, one row, an empty inner dim
+@pytest.mark.parametrize("m, n, k", [(300, 40, 33), (40, 300, 33), (600, 70, 8), (50, 900, 8),
+                                     (1, 64, 40), (50, 60, 0)])
 def test_an_epilogue_computes_each_element_once_whatever_the_split(m, n, k):
     """An epilogue that reads the product twice, a per-row and a per-column operand: every
     element of every thread's block, and nothing twice (a second pass would add `col` again)."""
