@@ -33,7 +33,8 @@
 /* max/min that propagate NaN like numpy.maximum/minimum (fmax would drop it). */
 #define sg_max(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
 #define sg_min(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
-#define sg_relu(x) ((x) < 0 ? 0 : (x))
+/* numpy.maximum(x, 0): NaN stays NaN, and -0.0 becomes +0.0 (x > 0 fails for both) */
+#define sg_relu(x) (((x) > 0 || (x) != (x)) ? (x) : 0)
 
 __device__ __forceinline__ float sg_sigmoid(float x) {
     const float e = expf(-fabsf(x));  /* never overflows */

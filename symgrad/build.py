@@ -60,6 +60,7 @@ C_FLAGS = [
     "-std=c11",            # a fixed dialect, so a compiler default change cannot change behaviour
     "-fno-math-errno",     # lets sqrt/exp etc. inline to instructions; we never read errno
     "-fno-trapping-math",  # lets the vectorizer speculate FP ops; no one installs FP trap handlers
+    "-fwrapv",             # integer overflow wraps, as in numpy (else (j + 1) > j folds to true)
     # Deliberately NOT -ffast-math: it assumes no NaN/Inf, breaking isnan, fmax and inf results.
 ]
 C_LIBS = ["-lm"]  # libm for exp/log/...; after the sources, as the linker requires

@@ -347,6 +347,48 @@ def test_failed_calls_leave_arrays_and_state_untouched():
     np.testing.assert_array_equal(ta, [0, 1, 5])
 
 
+@pytest.mark.parametrize("backend, opt_level", [("numpy", 2), ("c", 0), ("c", 2)])
+def test_a_step_that_stops_has_updated_nothing(backend, opt_level):
+    """Updates apply after everything else: a kernel that stops the step on a bad index, or a
+    check_finite failure, must find every parameter as it was (an in-place update that ran
+    earlier in the step would already have written W)."""
+    idx = sg.placeholder("idx", (None,), "int64")
+    w = sg.shared(np.zeros(4), name="w")
+    table = sg.shared(np.ones((10, 4)), name="table")
+    rows = sg.take(table, idx, axis=0)
+    step = sg.function([idx], [], updates=[(w, w + 1), (table, table + sg.sum(rows))],
+                       backend=backend, opt_level=opt_level)
+    with pytest.raises(IndexError):
+        step(np.array([1, 99]))
+    np.testing.assert_array_equal(w.get_value(), np.zeros(4))
+    np.testing.assert_array_equal(table.get_value(), np.ones((10, 4)))
+    x = sg.placeholder("x", (4,), "float64")
+    v = sg.shared(np.zeros(4), name="v")
+    checked = sg.function([x], [], updates=[(w, w + x), (v, sg.sqrt(v - x))],
+                          backend=backend, opt_level=opt_level, check_finite=True)
+    with pytest.raises(FloatingPointError, match="sqrt"):
+        checked(np.ones(4))
+    np.testing.assert_array_equal(w.get_value(), np.zeros(4))
+    np.testing.assert_array_equal(v.get_value(), np.zeros(4))
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_updates_of_state_the_step_never_reads(opt_level):
+    """A shared tensor only written (the last batch's activations), and one value written to
+    two shared tensors."""
+    x = sg.placeholder("x", (4, 3), "float64")
+    last, a, b = (sg.shared(np.zeros((4, 3)), name=n) for n in ("last", "a", "b"))
+    y = sg.tanh(x)
+    doubled = x * 2 + 1
+    step = sg.function([x], y, updates=[(last, y), (a, doubled), (b, doubled)],
+                       opt_level=opt_level)
+    xv = np.arange(12.0).reshape(4, 3) / 10
+    np.testing.assert_allclose(step(xv), np.tanh(xv))
+    np.testing.assert_allclose(last.get_value(), np.tanh(xv))
+    np.testing.assert_allclose(a.get_value(), xv * 2 + 1)
+    np.testing.assert_allclose(b.get_value(), xv * 2 + 1)
+
+
 def test_function_construction_errors():
     x = sg.placeholder("x", (2,), "float64")
     other = sg.placeholder("other", (2,), "float64")

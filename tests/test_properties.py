@@ -143,3 +143,20 @@ def test_integer_results_keep_numpys_dtypes(backend):
     for g, e in zip(got, expected):
         assert g.dtype == e.dtype and g.shape == e.shape, (g.dtype, e.dtype, g.shape, e.shape)
         np.testing.assert_array_equal(g, e)
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_integer_overflow_wraps_and_relu_of_minus_zero_is_zero(backend, opt_level):
+    """As numpy: int32/int64 arithmetic wraps (the fused C must not fold (j + 1) > j to true),
+    and relu(-0.0) is +0.0 (so 1/relu(x) is +inf there)."""
+    j = sg.placeholder("j", (2,), "int32")
+    k = sg.placeholder("k", (2,), "int64")
+    x = sg.placeholder("x", (2,), "float64")
+    fn = sg.function([j, k, x], [(j + 1) > j, (k + 1) > k, 1 / sg.relu(x)], backend=backend,
+                     opt_level=opt_level)
+    with np.errstate(divide="ignore"):
+        got = fn(np.array([2 ** 31 - 1, 5], np.int32), np.array([2 ** 63 - 1, 5], np.int64),
+                 np.array([-0.0, 2.0]))
+    np.testing.assert_array_equal(got[0], [False, True])
+    np.testing.assert_array_equal(got[1], [False, True])
+    np.testing.assert_array_equal(got[2], [np.inf, 0.5])

@@ -61,7 +61,7 @@ class CompiledProgram:
     def __init__(self, fn, check_finite=False):
         self.fn = fn
         self.check_finite = check_finite_requested(check_finite)
-        schedule = Schedule(fn, fn.opt_level)
+        schedule = Schedule(fn, fn.opt_level, check_finite=self.check_finite)
         self.schedule = schedule
         self.slots = c_render.plan_workspace(schedule.kernels, schedule.buffers)
         self.graph = Graph(schedule.roots)

@@ -83,9 +83,12 @@ def extreme_literal(dtype, lowest: bool) -> str:
 class Schedule:
     """Kernels, buffers and argument layout of one compiled step."""
 
-    def __init__(self, fn, opt_level: int = 2):
+    def __init__(self, fn, opt_level: int = 2, check_finite: bool = False):
         self.fn = fn
         self.fuse = opt_level >= 1
+        # a step that can stop at any kernel (check_finite) must not have written a parameter
+        # before it stops: updates are then staged and copied at the end
+        self.check_finite = check_finite
         self.slots = {d: i for d, i in fn.sym_slots.items()}
         self.kernels: list[Kernel] = []
         self.buffers: list[Buffer] = []
@@ -93,7 +96,8 @@ class Schedule:
         self.args: list[Buffer] = []
         self._names: set[str] = set()
         self.roots = fn.outputs + [v for _, v in fn.updates]
-        self.nodes = topo_sort(self.roots)
+        # the update targets too: a shared tensor the step writes but never reads is still named
+        self.nodes = topo_sort(self.roots + [t for t, _ in fn.updates])
         self.ids = {n.id: i for i, n in enumerate(self.nodes)}  # stable numbering for the source
         self.consumers: dict[int, list] = {n.id: [] for n in self.nodes}
         for n in self.nodes:
@@ -502,8 +506,13 @@ class Schedule:
                 value = staged
             dest = self.values[target_node.id]
             update_copies.append((dest, value, target_node))
+        # a value that feeds two updates stays where it is, copied into both
+        uses = {}
+        for _, value, _ in update_copies:
+            uses[id(value.buffer)] = uses.get(id(value.buffer), 0) + 1
         for dest, value, target_node in update_copies:
-            if not (self.fuse and self._update_in_place(dest, value)):
+            if not (self.fuse and uses[id(value.buffer)] == 1 and
+                    self._update_in_place(dest, value)):
                 self._copy(target_node, value, dest)
 
     def _update_in_place(self, dest: View, value: View) -> bool:
@@ -511,13 +520,19 @@ class Schedule:
         tensor's storage (no staging buffer, no copy).  Safe when no later kernel reads the old
         value and that kernel reads the old value only at the element it writes."""
         buf = value.buffer
-        if buf.kind != "work" or not value.is_contiguous() or not dest.is_contiguous():
+        if self.check_finite or buf.kind != "work" or not value.is_contiguous() \
+                or not dest.is_contiguous():
             return False
         writers = [k for k, kernel in enumerate(self.kernels) if buf in kernel.writes]
         if len(writers) != 1 or not isinstance(self.kernels[writers[0]], LoopKernel):
             return False
         k = writers[0]
         kernel = self.kernels[k]
+        # a later kernel that stops the step on bad data (an index, a label) must find every
+        # parameter as it was (the GEMMs' 32-bit dims check depends on sizes only)
+        if any(later.error and not isinstance(later, GemmKernel)
+               for later in self.kernels[k + 1:]):
+            return False
         stores = [view for view, _ in kernel.stores if view.buffer is buf]
         if len(stores) != 1 or any(view.buffer is dest.buffer for view, _ in kernel.stores):
             return False
