@@ -91,6 +91,15 @@ __device__ __forceinline__ void sg_fail(int *status, int code) { atomicCAS(statu
 
 #define SG_PHILOX_FN __device__ __forceinline__
 #include "symgrad_philox.h"
+#define SG_DIVMOD_FN __device__ __forceinline__
+#include "symgrad_divmod.h"
+#define SG_OVERLOAD_DIVMOD(T, SUFFIX)                                                        \
+    __device__ __forceinline__ T sg_floordiv(T a, T b) { return sg_floordiv_##SUFFIX(a, b); } \
+    __device__ __forceinline__ T sg_mod(T a, T b) { return sg_mod_##SUFFIX(a, b); }
+SG_OVERLOAD_DIVMOD(float, f32)
+SG_OVERLOAD_DIVMOD(double, f64)
+SG_OVERLOAD_DIVMOD(int32_t, i32)
+SG_OVERLOAD_DIVMOD(int64_t, i64)
 
 /* ---- GEMM: op(A) @ op(B), row-major, transposes as template flags (no copies) ----
  * cuBLAS is not assumed.  Each block computes a 64x64 tile of the product from 16-deep slices of

@@ -207,6 +207,12 @@ SG_DEFINE_GEMM(sg_gemm_f64, double, scipy_cblas_dgemm, sg_short_gemm_f64)
 
 #define SG_PHILOX_FN static inline
 #include "symgrad_philox.h"
+#define SG_DIVMOD_FN static inline
+#include "symgrad_divmod.h"
+#define sg_floordiv(a, b) _Generic((a), float: sg_floordiv_f32, double: sg_floordiv_f64,     \
+                                    int32_t: sg_floordiv_i32, int64_t: sg_floordiv_i64)(a, b)
+#define sg_mod(a, b) _Generic((a), float: sg_mod_f32, double: sg_mod_f64, int32_t: sg_mod_i32, \
+                               int64_t: sg_mod_i64)(a, b)
 
 /* ---- the non-finite check mode ---- */
 #define SG_DEFINE_FINITE(NAME, T)                                   \

@@ -204,6 +204,21 @@ less, less_equal, greater, greater_equal, equal, not_equal = (
     _binary(n) for n in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"))
 
 
+def _integer_or_float(op_name):
+    def fn(a, b):
+        a, b = promote(a, b)
+        if a.dtype == BOOL:  # numpy divides bools as integers
+            a, b = cast(a, "int64"), cast(b, "int64")
+        return apply(op_name, a, b)
+    fn.__name__ = op_name
+    fn.__doc__ = f"numpy's {op_name}, element-wise with broadcasting (ints stay ints)."
+    return fn
+
+
+floor_divide, remainder = _integer_or_float("floor_divide"), _integer_or_float("remainder")
+mod = remainder
+
+
 def logical_and(a, b):
     return apply("logical_and", cast(a, BOOL), cast(b, BOOL))
 
@@ -559,6 +574,8 @@ _METHODS = {
     "__add__": add, "__radd__": _reflected(add), "__sub__": subtract,
     "__rsub__": _reflected(subtract), "__mul__": multiply, "__rmul__": _reflected(multiply),
     "__truediv__": divide, "__rtruediv__": _reflected(divide), "__pow__": power,
+    "__floordiv__": floor_divide, "__rfloordiv__": _reflected(floor_divide),
+    "__mod__": remainder, "__rmod__": _reflected(remainder),
     "__rpow__": _reflected(power), "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
     "__neg__": negative, "__pos__": lambda self: self, "__abs__": absolute,
     "__invert__": logical_not, "__and__": logical_and, "__or__": logical_or,
@@ -579,7 +596,8 @@ __all__ = [
     "placeholder", "constant", "shared", "get_value", "set_value", "as_tensor", "cast", "apply",
     "exp", "log", "log1p", "expm1", "sqrt", "tanh", "sin", "cos", "sigmoid", "relu", "softplus",
     "reciprocal", "negative", "sign", "square", "absolute", "abs", "logical_not", "logical_and",
-    "logical_or", "add", "subtract", "multiply", "divide", "maximum", "minimum", "power", "less",
+    "logical_or", "add", "subtract", "multiply", "divide", "floor_divide", "remainder", "mod",
+    "maximum", "minimum", "power", "less",
     "less_equal", "greater", "greater_equal", "equal", "not_equal", "where", "clip", "sum",
     "mean", "max", "min", "amax", "amin", "argmax", "logsumexp", "size_of", "reshape",
     "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack", "take",

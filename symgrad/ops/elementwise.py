@@ -279,6 +279,41 @@ class Div(Binary):
         return [g / b, -(g * node / b)]
 
 
+class IntegerOrFloat(Binary):
+    """floor_divide and remainder: numpy's, on ints and floats (bools are cast to int64 by the
+    API layer, as numpy computes them in integers too)."""
+
+    def infer(self, inputs, attrs):
+        if inputs[0].dtype == DTYPES["bool"]:
+            raise self.error("expects int or float operands, got bool")
+        return super().infer(inputs, attrs)
+
+
+@register
+class FloorDivide(IntegerOrFloat):
+    name, c, differentiable = "floor_divide", "sg_floordiv({0}, {1})", False
+
+    @staticmethod
+    def reference(a, b):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.floor_divide(a, b)
+
+
+@register
+class Remainder(IntegerOrFloat):
+    name, c = "remainder", "sg_mod({0}, {1})"
+
+    @staticmethod
+    def reference(a, b):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.remainder(a, b)
+
+    def grad(self, node, g):
+        # a - b * floor(a / b): slope 1 in a, -floor(a / b) in b (between the jumps)
+        a, b = node.inputs
+        return [g, -g * sg.floor_divide(a, b)]
+
+
 @register
 class Pow(Binary):
     name, c, float_only = "pow", "pow({0}, {1})", True
