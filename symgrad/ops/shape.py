@@ -1,6 +1,8 @@
 """Ops that move data without arithmetic: reshape, transpose, broadcast, slicing, gather/scatter."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from .. import api as sg
@@ -28,10 +30,8 @@ def _fix_lone_sym(shape_a, shape_b) -> bool:
     records the check (see Sym)."""
     static_a, syms_a = split_dims(shape_a)
     static_b, syms_b = split_dims(shape_b)
-    only_a = [d for d in syms_a if d not in syms_b]
-    only_b = [d for d in syms_b if d not in syms_a]
-    if sorted(set(syms_a) & set(syms_b)) != sorted(d for d in syms_a if d in syms_b):
-        return False
+    count_a, count_b = Counter(syms_a), Counter(syms_b)
+    only_a, only_b = list((count_a - count_b).elements()), list((count_b - count_a).elements())
     for lone, other, static_lone, static_other, shape in ((only_a, only_b, static_a, static_b,
                                                            shape_a),
                                                           (only_b, only_a, static_b, static_a,
