@@ -148,6 +148,11 @@ def plan_workspace(kernels, buffers):
     return slots
 
 
+def same_memory(a: Buffer, b: Buffer) -> bool:
+    """Whether two buffers may be the same memory: one buffer, or one workspace slot."""
+    return a is b or (a.kind == b.kind == "work" and a.slot == b.slot)
+
+
 def slot_sizes_c(slot) -> list:
     """The byte sizes of a slot's buffers as C expressions, each once (the slot is as large as
     the largest; a running max in statements, since nested SG_MAX macros grow exponentially
@@ -248,8 +253,7 @@ def fusable_epilogue(gemm: GemmKernel, loop) -> bool:
     operands = (gemm.a.buffer, gemm.b.buffer)
     # neither the same buffer nor one sharing their workspace memory (liveness lets a slot pass
     # on right after the GEMM, which is where the loop was)
-    return not any(out is op or (out.kind == op.kind == "work" and out.slot == op.slot)
-                   for out in loop.writes for op in operands)
+    return not any(same_memory(out, op) for out in loop.writes for op in operands)
 
 
 def epilogues(schedule) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .c import PARALLEL_MIN_WORK, collapse, merged_buffers
+from .c import PARALLEL_MIN_WORK, collapse, merged_buffers, same_memory
 from .kernels import LoopKernel
 from .poly import Poly
 
@@ -94,10 +94,6 @@ def _per_row(form: RowForm) -> bool:
     return bool(form.kernel.reduce) or form.length == Poly.const(1)
 
 
-def _same_memory(a, b) -> bool:
-    return a is b or (a.kind == b.kind == "work" and a.slot == b.slot)
-
-
 def _joins(group: list, form: RowForm) -> bool:
     """Whether `form` can run in the row loop of `group` (RowForms in schedule order)."""
     lengths = {str(m.length.c()) for m in group + [form] if m.length != Poly.const(1)}
@@ -122,7 +118,7 @@ def _joins(group: list, form: RowForm) -> bool:
     # a row's max pass its slot on to the row's sum once the max is dead).
     touched = [a for m in group for a in m.loads + m.stores]
     for out in form.stores:
-        if any(_same_memory(out.buffer, a.buffer) and not a.same_place(out) for a in touched):
+        if any(same_memory(out.buffer, a.buffer) and not a.same_place(out) for a in touched):
             return False
     return True
 
@@ -195,7 +191,7 @@ def group_entry(group: list, ids: dict, index: int) -> dict:
     # buffers sharing workspace memory with another of the group (a dead row max and the row's
     # sum): plain pointers, so the compiler keeps their stores in program order
     shared = {b.name for b, _ in buffers for c, _ in buffers
-              if b is not c and _same_memory(b, c)}
+              if b is not c and same_memory(b, c)}
     return {"no_restrict": shared,"k": first, "name": first.name, "kind": "row_group", "code": index + 1,
             "comment": "; then ".join(f.kernel.comment(ids) for f in group),
             "buffers": buffers, "fails": False, "members": render_members(group, ids),
