@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import builtins
 import numbers
+from collections import Counter
 
 import numpy as np
 
 from .graph import (DTYPES, SharedValue, ShapeError, Sym, Tensor, as_dtype, broadcast_shapes,
-                    dims_equal, is_float, named_sym, resolve_dim, resolve_shape, shape_str,
-                    unify_dims, user_site)
+                    dims_equal, is_float, named_sym, resolve_dim, shape_str,
+                    sym_product, unify_dims, user_site)
 from .ops import apply
-from .ops.shape import full_slice, split_dims
+from .ops.shape import full_slice, split_dims, sym_by_id
 
 FLOAT32, FLOAT64, INT64, BOOL = DTYPES["float32"], DTYPES["float64"], DTYPES["int64"], DTYPES["bool"]
 
@@ -326,20 +327,14 @@ def _resolve_reshape(x: Tensor, shape) -> tuple:
     if -1 not in shape:
         return shape
     in_static, in_syms = split_dims(x.shape)
-    known = tuple(d for d in shape if d != -1)
-    out_static, out_syms = split_dims(known)
-    missing = list(in_syms)
-    for s in out_syms:
-        if s in missing:
-            missing.remove(s)
-    if out_static == 0 or in_static % out_static or (missing and in_static != out_static) \
-            or len(missing) > 1 or len(missing) + len(out_syms) != len(in_syms):
+    out_static, out_syms = split_dims(tuple(d for d in shape if d != -1))
+    missing, extra = Counter(in_syms) - Counter(out_syms), Counter(out_syms) - Counter(in_syms)
+    if out_static == 0 or in_static % out_static or extra:
         raise ShapeError(f"reshape: cannot infer -1 when reshaping {shape_str(x.shape)} to "
                          f"{shape}" + user_site())
-    if missing:
-        fill = next(d for d in resolve_shape(x.shape) if isinstance(d, Sym) and d.id == missing[0])
-    else:
-        fill = in_static // out_static
+    # what is left over, symbolic dims included: (n, 5, 8) to (-1, 8) gives 5*n rows
+    fill = sym_product(in_static // out_static,
+                       *(sym_by_id(x.shape, i) for i in missing.elements()))
     return tuple(fill if d == -1 else d for d in shape)
 
 

@@ -13,8 +13,8 @@ import threading
 import numpy as np
 
 from . import api as sg
-from .graph import (ShapeError, Sym, Tensor, format_graph, pinned_dims, resolve_dim,
-                    resolve_shape, shape_str, shapes_equal, topo_sort)
+from .graph import (ShapeError, Sym, Tensor, dim_factors, format_graph, pinned_dims,
+                    resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -49,10 +49,23 @@ class SymSlot(int):
     """An output dim that is the call's value of symbolic dim number `self`."""
 
 
+class SlotProduct:
+    """An output dim that is `coef` times the call's values of the symbolic dims `slots`."""
+
+    def __init__(self, coef: int, slots: tuple):
+        self.coef, self.slots = coef, slots
+
+    def value(self, dims) -> int:
+        v = self.coef
+        for s in self.slots:
+            v *= dims[s]
+        return v
+
+
 class InputSpec:
     """What one argument of the call must look like, precomputed for a fast check."""
 
-    def __init__(self, node: Tensor, slot_of: dict, pin_sites: dict):
+    def __init__(self, node: Tensor, slot_of: dict, pin_sites: dict, slot_dim):
         self.name = node.name
         self.dtype = node.dtype
         self.ndim = node.ndim
@@ -66,8 +79,11 @@ class InputSpec:
                 other = pin_sites[root]
                 self.pinned[axis] = (f"; its symbolic dim {root.name} meets {self.shape[axis]} "
                                      f"in {other.op}, built at {other.site}")
-        self.symbolic = [(axis, slot_of[d]) for axis, d in enumerate(self.shape)
-                         if isinstance(d, Sym)]
+        self.symbolic = [(axis, slot_of[d]) for axis, d in enumerate(self.shape) if d in slot_of]
+        # dims this input shares with a product of other inputs' dims (labels (m,) that met
+        # logits reshaped to (5*n, classes)): checked once every plain dim is bound
+        self.products = [(axis, slot_dim(d)) for axis, d in enumerate(self.shape)
+                         if isinstance(d, Sym) and d not in slot_of]
 
 
 def _structure(outputs):
@@ -158,19 +174,22 @@ class Function:
         self.sym_slots: dict[Sym, int] = {}
         for x in self.inputs:
             for d in resolve_shape(x.shape):
-                if isinstance(d, Sym) and d not in self.sym_slots:
+                if isinstance(d, Sym) and not d.factors and d not in self.sym_slots:
                     self.sym_slots[d] = len(self.sym_slots)
-        self._specs = [InputSpec(x, self.sym_slots, pin_sites) for x in self.inputs]
+        # an input dim that is a product of dims no input has is bound as a whole
+        for x in self.inputs:
+            for d in resolve_shape(x.shape):
+                if isinstance(d, Sym) and d.factors and d not in self.sym_slots and \
+                        any(f not in self.sym_slots for f in d.factors):
+                    self.sym_slots[d] = len(self.sym_slots)
+        self._specs = [InputSpec(x, self.sym_slots, pin_sites, self._slot_dim)
+                       for x in self.inputs]
+        self._product_inputs = [(i, spec) for i, spec in enumerate(self._specs) if spec.products]
         self._n_dims = len(self.sym_slots)
-        for node in self.outputs:
-            for d in resolve_shape(node.shape):
-                if isinstance(d, Sym) and d not in self.sym_slots:
-                    raise ValueError(f"function: output dim {d} is not bound by any input")
-        self._out_specs = [(node.dtype, tuple(SymSlot(self.sym_slots[d]) if isinstance(d, Sym)
-                                              else d for d in resolve_shape(node.shape)))
+        self._out_specs = [(node.dtype, tuple(self._slot_dim(d) for d in resolve_shape(node.shape)))
                            for node in self.outputs]
         self._static_out_shapes = None
-        if not any(type(d) is SymSlot for _, spec in self._out_specs for d in spec):
+        if all(type(d) is int for _, spec in self._out_specs for d in spec):
             self._static_out_shapes = [spec for _, spec in self._out_specs]
         self.backend = backend
         self.opt_level = opt_level
@@ -290,6 +309,12 @@ class Function:
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)  # a copy: the caller's array is never touched
             checked.append(a)
+        for i, spec in self._product_inputs:
+            for axis, product in spec.products:
+                if checked[i].shape[axis] != product.value(dims):
+                    raise ShapeError(f"input {spec.name!r}: axis {axis} has size "
+                                     f"{checked[i].shape[axis]}, but it is {spec.shape[axis]} = "
+                                     f"{product.value(dims)} from the other inputs")
         return checked, dims
 
     @staticmethod
@@ -347,8 +372,22 @@ class Function:
                                      "its own array")
         return outs
 
+    def _slot_dim(self, d):
+        """A dim in terms of the call's dims: a number, a SymSlot, or a SlotProduct."""
+        if not isinstance(d, Sym):
+            return int(d)
+        if d in self.sym_slots:
+            return SymSlot(self.sym_slots[d])
+        coef, factors = dim_factors(d)
+        for f in factors:
+            if f not in self.sym_slots:
+                raise ValueError(f"function: dim {d} is not bound by any input (no input has "
+                                 f"{f} as a dim)")
+        return SlotProduct(coef, tuple(self.sym_slots[f] for f in factors))
+
     def output_shapes(self, dims) -> list:
-        return [tuple(dims[d] if type(d) is SymSlot else d for d in spec)
+        return [tuple(d if type(d) is int else dims[d] if type(d) is SymSlot else d.value(dims)
+                      for d in spec)
                 for _, spec in self._out_specs]
 
     def __repr__(self):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import numbers
 import os
 import traceback
 
@@ -46,12 +47,18 @@ class Sym:
     Symbolic dims never broadcast: a size-1 batch is still a batch.  A Sym that meets an int n
     in an op stays symbolic: the op's result has n there, and the op's node records the check
     "this dim is n" (`Tensor.dim_checks`).  A function whose graph holds that node fixes the dim
-    to n while it compiles and checks it at call time; other graphs never see it."""
+    to n while it compiles and checks it at call time; other graphs never see it.
+
+    A *product* Sym is `coef * f1 * f2 ...` of plain ones (`x.reshape(-1, 8)` of an
+    (n, 5, 8) x has 5*n rows; `b.shape[0] * b.shape[1]`).  It is never merged: it equals only
+    the same product (one object per product, see `sym_product`), and meeting an int k it
+    requires its one factor to be k / coef."""
 
     _counter = itertools.count()
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None, *, coef: int = 1, factors: tuple = ()):
         self.id = next(Sym._counter)
+        self.coef, self.factors = coef, factors
         self.name = name or f"n{self.id}"
         self._parent: Sym | None = None
         self._value: int | None = None
@@ -62,14 +69,24 @@ class Sym:
             root = root._parent
         return root
 
+    def __mul__(self, other):
+        if isinstance(other, bool) or not isinstance(other, (Sym, numbers.Integral)):
+            return NotImplemented
+        return sym_product(self, other)
+
+    __rmul__ = __mul__
+
     def __repr__(self):
-        root = self.find()
-        if root._value is not None:
-            return str(root._value)
-        return root.name
+        d = resolve_dim(self)
+        if not isinstance(d, Sym):
+            return str(d)
+        if not d.factors:
+            return d.name
+        return "*".join(([str(d.coef)] if d.coef != 1 else []) + [f.name for f in d.factors])
 
 
 _named_syms: dict[str, Sym] = {}
+_products: dict[tuple, Sym] = {}
 
 
 def named_sym(name: str) -> Sym:
@@ -79,12 +96,55 @@ def named_sym(name: str) -> Sym:
     return _named_syms[name]
 
 
+def dim_factors(d) -> tuple:
+    """(int coefficient, [plain root Syms]) whose product is the dim d."""
+    d = resolve_dim(d)
+    if not isinstance(d, Sym):
+        return int(d), []
+    if not d.factors:
+        return 1, [d]
+    return d.coef, list(d.factors)
+
+
+def sym_product(*dims):
+    """The product of dims (ints and Syms) as an int, a plain Sym, or the one product Sym of
+    those factors (so that equal products are the same object, as equal dims must be)."""
+    coef, factors = 1, []
+    for d in dims:
+        c, fs = dim_factors(d)
+        coef *= c
+        factors += fs
+    if coef == 0 or not factors:
+        return coef
+    if coef == 1 and len(factors) == 1:
+        return factors[0]
+    factors.sort(key=lambda f: f.id)
+    key = (coef, tuple(f.id for f in factors))
+    if key not in _products:
+        _products[key] = Sym(coef=coef, factors=tuple(factors))
+    return _products[key]
+
+
 def resolve_dim(d):
-    """An int, or the representative Sym of d's class."""
+    """An int, or the representative Sym of d's class (for a product: the product of its
+    factors' representatives)."""
     if isinstance(d, Sym):
         root = d.find()
+        if root.factors:
+            return sym_product(root.coef, *root.factors)
         return root._value if root._value is not None else root
     return d
+
+
+def dim_value(d, values: dict) -> int:
+    """The dim's value given {root Sym: int} (plain dims, and products bound as a whole)."""
+    d = resolve_dim(d)
+    if d in values:
+        return values[d]
+    coef, factors = dim_factors(d)
+    for f in factors:
+        coef *= values[f]
+    return coef
 
 
 def resolve_shape(shape) -> tuple:
@@ -133,6 +193,8 @@ def unify_dims(a, b):
         return a
     if isinstance(a, int) and isinstance(b, int):
         return None
+    if (isinstance(a, Sym) and a.factors) or (isinstance(b, Sym) and b.factors):
+        return _unify_product(a, b)
     journal = _journal.get()
     if isinstance(a, Sym) and isinstance(b, Sym):
         # keep the older (usually user-named) symbol as representative
@@ -151,6 +213,27 @@ def unify_dims(a, b):
         if journal.checks.setdefault(sym, val) != val:
             return None
     return val
+
+
+def _unify_product(a, b):
+    """A product Sym equals itself; an int k when it has one factor and coef divides k (that
+    factor is then k / coef); a plain Sym that is not one of its factors (which then stands for
+    the product: labels of shape (m,) meeting logits reshaped to (5*n, classes))."""
+    product, other = (a, b) if isinstance(a, Sym) and a.factors else (b, a)
+    if isinstance(other, int):
+        if len(product.factors) == 1 and other % product.coef == 0 and \
+                unify_dims(product.factors[0], other // product.coef) is not None:
+            return other
+        return None
+    if other.factors or other in product.factors:
+        return None
+    journal = _journal.get()
+    if journal is not None:
+        if other in journal.checks:
+            return None
+        journal.merged.append(other)
+    other._parent = product
+    return product
 
 
 class pinned_dims:
@@ -437,8 +520,9 @@ def concrete_shape(shape) -> tuple:
     out = []
     for d in resolve_shape(shape):
         if isinstance(d, Sym):
-            if d not in values:
-                raise ShapeError(f"symbolic dim {d} has no value in this call")
-            d = values[d]
+            try:
+                d = dim_value(d, values)
+            except KeyError:
+                raise ShapeError(f"symbolic dim {d} has no value in this call") from None
         out.append(d)
     return tuple(out)

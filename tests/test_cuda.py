@@ -215,6 +215,22 @@ def test_batch_sizes_share_one_build(cuda):
     assert build.compiler_runs == runs
 
 
+def test_a_product_of_symbolic_dims_runs_on_cuda(cuda):
+    """x (n, 5, 3) flattened to (5*n, 3): the sizes the kernels get are the product."""
+    x = sg.placeholder("x", (None, 5, 3))
+    w = sg.shared(np.arange(6, dtype=np.float32).reshape(3, 2), name="w")
+    flat = x.reshape(-1, 3)
+    y = sg.relu(flat @ w)
+    fn = sg.function([x], [y, sg.grad(sg.sum(y * y), x)], backend="cuda")
+    for n in (1, 4):
+        a = np.random.default_rng(n).standard_normal((n, 5, 3)).astype(np.float32)
+        ref = np.maximum(a.reshape(-1, 3) @ w.get_value(), 0)
+        got, g = fn(a)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(g, (2 * ref @ w.get_value().T).reshape(n, 5, 3), rtol=1e-5,
+                                   atol=1e-5)
+
+
 def test_out_arrays_are_filled(cuda):
     x = sg.placeholder("x", (None, 3))
     fn = sg.function([x], [x * 2, sg.sum(x)], backend="cuda")

@@ -332,6 +332,91 @@ def test_symbolic_reshape_and_empty_batch(backend):
         assert float(s) == a.sum()
 
 
+def test_reshape_merges_a_symbolic_dim_with_numbers(backend):
+    """(n, 5, 8) to (-1, 8) has 5*n rows, and back; a product dim keeps its value per call."""
+    x = sg.placeholder("x", (None, 5, 8), "float64")
+    flat = x.reshape(-1, 8)
+    assert repr(flat.shape[0]) == f"5*{x.shape[0]!r}"
+    assert flat.shape[0] is (x.shape[0] * 5)  # equal products are one dim
+    back = flat.reshape(-1, 5, 8)
+    assert back.shape[0] is x.shape[0]
+    fn = sg.function([x], [flat, back * 2, x.reshape(-1)], backend=backend)
+    mean = sg.function([x], sg.mean(flat, axis=0), backend=backend)
+    for n in (0, 1, 3):
+        a = np.arange(n * 40, dtype=np.float64).reshape(n, 5, 8)
+        f, b2, v = fn(a)
+        np.testing.assert_array_equal(f, a.reshape(-1, 8))
+        np.testing.assert_array_equal(b2, 2 * a)
+        np.testing.assert_array_equal(v, a.reshape(-1))
+        if n:
+            np.testing.assert_allclose(mean(a), a.reshape(-1, 8).mean(0), rtol=1e-15)
+
+
+def test_a_product_of_symbolic_dims_flattens_tokens(backend, dim_name):
+    """A token classifier: (B, T, d) flattened to (B*T, d), labels (B, T) to (B*T,), and the
+    gradient reshaped back to (B, T, d); equal to numpy for several B and T."""
+    B, T = dim_name("B"), dim_name("T")
+    x = sg.placeholder("x", (B, T, 4), "float64")
+    t = sg.placeholder("t", (B, T), "int64")
+    rng = np.random.default_rng(0)
+    wv = rng.standard_normal((4, 3))
+    w = sg.shared(wv, name="w")
+    rows = x.shape[0] * x.shape[1]
+    logits = x.reshape(rows, 4) @ w
+    loss = sg.cross_entropy(logits, t.reshape(-1))
+    gx, gw = sg.grad(loss, [x, w])
+    assert gx.shape == x.shape
+    fn = sg.function([x, t], [logits, loss, gx, gw], backend=backend)
+    for b, tt in ((2, 3), (1, 5), (4, 1)):
+        xv, tv = rng.standard_normal((b, tt, 4)), rng.integers(0, 3, (b, tt))
+        z = xv.reshape(-1, 4) @ wv
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        onehot = np.eye(3)[tv.reshape(-1)]
+        got_z, got_loss, got_gx, got_gw = fn(xv, tv)
+        np.testing.assert_allclose(got_z, z, rtol=1e-12)
+        np.testing.assert_allclose(got_loss, -np.log(p[onehot == 1]).mean(), rtol=1e-12)
+        dz = (p - onehot) / (b * tt)
+        np.testing.assert_allclose(got_gw, xv.reshape(-1, 4).T @ dz, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(got_gx, (dz @ wv.T).reshape(b, tt, 4), rtol=1e-10,
+                                   atol=1e-14)
+
+
+def test_a_plain_dim_meeting_a_product_is_checked_per_call(backend, dim_name):
+    """Labels (m,) meeting logits reshaped to (5*n, classes): m stands for 5*n, and a call whose
+    labels disagree is refused, naming the input."""
+    x = sg.placeholder("x", (dim_name("n"), 5, 3), "float64")
+    t = sg.placeholder("t", (dim_name("m"),), "int64")
+    loss = sg.cross_entropy(x.reshape(-1, 3), t)
+    fn = sg.function([x, t], loss, backend=backend)
+    xv = np.zeros((2, 5, 3))
+    np.testing.assert_allclose(fn(xv, np.zeros(10, np.int64)), np.log(3))
+    with pytest.raises(sg.ShapeError, match=r"input 't': axis 0 has size 9, but it is "
+                                            r"5\*.* = 10 from the other inputs"):
+        fn(xv, np.zeros(9, np.int64))
+    # a function of the labels alone binds the product as a whole
+    only = sg.function([t], t * 2, backend=backend)
+    np.testing.assert_array_equal(only(np.arange(4)), np.arange(4) * 2)
+
+
+def test_a_product_dim_meets_numbers_only_where_they_divide(dim_name):
+    x = sg.placeholder("x", (dim_name("n"), 5, 2), "float64")
+    flat = x.reshape(-1, 2)
+    fixed = flat + np.ones((15, 2))
+    assert fixed.shape == (15, 2)
+    fn = sg.function([x], fixed)
+    np.testing.assert_array_equal(fn(np.zeros((3, 5, 2))), np.ones((15, 2)))
+    with pytest.raises(sg.ShapeError, match=r"expected shape \(3, 5, 2\)"):
+        fn(np.zeros((2, 5, 2)))
+    with pytest.raises(sg.ShapeError, match="do not broadcast"):
+        flat + np.ones((14, 2))
+    with pytest.raises(sg.ShapeError, match="do not broadcast"):
+        flat[:, 0] + x[:, 0, 0]  # 5*n is never n
+    tokens = sg.placeholder("y", (dim_name("B"), dim_name("T"), 2), "float64").reshape(-1, 2)
+    with pytest.raises(sg.ShapeError, match="do not broadcast"):
+        flat + tokens  # 5*n against B*T: not provable when the graph is built
+
+
 # ------------------------------------------------------------------------------ gradients
 def _run(inputs, outputs, *arrays, backend="numpy"):
     return sg.function(inputs, outputs, backend=backend)(*arrays)

@@ -7,7 +7,7 @@ exact without knowing the batch size.
 """
 from __future__ import annotations
 
-from ..graph import Sym, resolve_dim
+from ..graph import dim_factors, resolve_dim
 
 
 class Poly:
@@ -26,8 +26,15 @@ class Poly:
 
     @staticmethod
     def of_dim(dim, slots: dict) -> "Poly":
-        d = resolve_dim(dim)
-        return Poly.var(slots[d]) if isinstance(d, Sym) else Poly.const(d)
+        """The dim (an int, a symbolic dim, or a product of them) over the slots {Sym: k}
+        of the call's symbolic dims; KeyError names a dim no slot holds."""
+        if resolve_dim(dim) in slots:  # a dim bound as a whole, product or not
+            return Poly.var(slots[resolve_dim(dim)])
+        coef, factors = dim_factors(dim)
+        p = Poly.const(coef)
+        for f in factors:
+            p = p * Poly.var(slots[f])
+        return p
 
     def __add__(self, other):
         other = as_poly(other)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph import DTYPES, Sym, Tensor, resolve_dim, resolve_shape, topo_sort
+from ..graph import DTYPES, Tensor, resolve_shape, topo_sort
 from ..ops import OPS
 from .kernels import (Buffer, GemmKernel, Kernel, Literal, Load, LoopKernel, SpecialKernel,
                       View, ctype)
@@ -114,12 +114,10 @@ class Schedule:
 
     # ------------------------------------------------------------------ naming and buffers
     def poly(self, dim) -> Poly:
-        d = resolve_dim(dim)
-        if isinstance(d, Sym):
-            if d not in self.slots:
-                raise CodegenError(f"symbolic dim {d} is not bound by any input")
-            return Poly.var(self.slots[d])
-        return Poly.const(d)
+        try:
+            return Poly.of_dim(dim, self.slots)
+        except KeyError:
+            raise CodegenError(f"symbolic dim {dim} is not bound by any input") from None
 
     def shape_of(self, node) -> tuple:
         return tuple(self.poly(d) for d in resolve_shape(node.shape))

@@ -6,20 +6,25 @@ from collections import Counter
 import numpy as np
 
 from .. import api as sg
-from ..graph import (DTYPES, Sym, broadcast_shapes, concrete_shape, dims_equal, resolve_dim, unify_dims,
-                     resolve_shape, shape_str)
+from ..graph import (DTYPES, Sym, broadcast_shapes, concrete_shape, dim_factors, dims_equal,
+                     resolve_dim, resolve_shape, shape_str, unify_dims)
 from . import Op, register
 
 
 def split_dims(shape):
-    """(product of the int dims, sorted ids of the symbolic ones)."""
+    """(product of the numbers, sorted ids of the plain symbolic dims) of the shape's size, with
+    each product dim taken apart (5*n counts 5 and n)."""
     static, syms = 1, []
-    for d in resolve_shape(shape):
-        if isinstance(d, Sym):
-            syms.append(d.id)
-        else:
-            static *= d
+    for d in shape:
+        coef, factors = dim_factors(d)
+        static *= coef
+        syms += [f.id for f in factors]
     return static, sorted(syms)
+
+
+def sym_by_id(shape, sym_id) -> Sym:
+    """The plain symbolic dim numbered sym_id among the shape's dims and their factors."""
+    return next(f for d in shape for f in dim_factors(d)[1] if f.id == sym_id)
 
 
 def _fix_lone_sym(shape_a, shape_b) -> bool:
@@ -37,8 +42,7 @@ def _fix_lone_sym(shape_a, shape_b) -> bool:
                                                           (only_b, only_a, static_b, static_a,
                                                            shape_b)):
         if len(lone) == 1 and not other and static_lone and static_other % static_lone == 0:
-            sym = next(d for d in resolve_shape(shape) if isinstance(d, Sym) and d.id == lone[0])
-            return unify_dims(sym, static_other // static_lone) is not None
+            return unify_dims(sym_by_id(shape, lone[0]), static_other // static_lone) is not None
     return False
 
 
