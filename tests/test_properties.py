@@ -160,3 +160,33 @@ def test_integer_overflow_wraps_and_relu_of_minus_zero_is_zero(backend, opt_leve
     np.testing.assert_array_equal(got[0], [False, True])
     np.testing.assert_array_equal(got[1], [False, True])
     np.testing.assert_array_equal(got[2], [np.inf, 0.5])
+
+
+@st.composite
+def symbolic_reshape(draw):
+    """A shape (n, *rest) whose n is symbolic, and a reshape target with -1 that folds n into a
+    product with a prefix of rest (the rest of rest kept, or merged into one dim)."""
+    rest = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    split = draw(st.integers(0, len(rest)))
+    tail = rest[split:]
+    if tail and draw(st.booleans()):
+        tail = (int(np.prod(tail)),)
+    return rest, (-1,) + tail, draw(st.sampled_from([1, 3]))
+
+
+@SETTINGS
+@given(case=symbolic_reshape())
+def test_reshape_of_a_symbolic_dim_matches_numpy(backend, case):
+    """x of shape (None, *rest) reshaped with -1 (a product of the batch and numbers), then an
+    element-wise op, a reduction over the product axis and a gradient back through it."""
+    rest, target, n = case
+    x = sg.placeholder("x", (None,) + rest, "float64")
+    y = x.reshape(target)
+    cost = sg.sum(sg.sin(y))
+    fn = sg.function([x], [y * 2 + 1, sg.sum(y, axis=0), sg.grad(cost, x)], backend=backend)
+    xv = np.random.default_rng(n).standard_normal((n,) + rest)
+    yv = xv.reshape(target)
+    got = fn(xv)
+    np.testing.assert_allclose(got[0], yv * 2 + 1, rtol=1e-15)
+    np.testing.assert_allclose(got[1], yv.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[2], np.cos(xv), rtol=1e-15)
