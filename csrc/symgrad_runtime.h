@@ -16,6 +16,12 @@ static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_in_parallel(void) { return 0; }
+#include <time.h>
+static inline double omp_get_wtime(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 #endif
 
 #if defined(SG_USE_MVEC) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -41,6 +42,27 @@ class Graph:
 
     def __str__(self):
         return format_graph(self.outputs, self.ids)
+
+    __repr__ = __str__
+
+
+class Profile:
+    """Per-launch timings of a step (Function.profile): `rows` are (launch name, seconds per
+    call, the graph nodes it computes), in the order the step runs them; `wall` is the whole
+    call's seconds (the launches plus the call's own overhead)."""
+
+    def __init__(self, rows, wall, dims):
+        self.rows, self.wall, self.dims = rows, wall, dims
+
+    def __str__(self):
+        launched = sum(t for _, t, _ in self.rows)
+        bound = ", ".join(f"{s}={v}" for s, v in self.dims.items()) or "static shapes"
+        lines = [f"{len(self.rows)} launches, {launched * 1e3:.3f} ms per step in kernels, "
+                 f"{self.wall * 1e3:.3f} ms per call ({bound})"]
+        for name, t, nodes in sorted(self.rows, key=lambda r: -r[1]):
+            share = t / launched if launched else 0.0
+            lines.append(f"  {t * 1e3:9.3f} ms {share:6.1%}  {name:36s} {nodes}")
+        return "\n".join(lines)
 
     __repr__ = __str__
 
@@ -198,6 +220,7 @@ class Function:
         # and recycled outputs while the step runs with the GIL released, so two threads
         # calling at once would read each other's intermediates.
         self._running = threading.Lock()
+        self._profiler = None  # the profiling build, made by the first profile()
 
     def _add_default_updates(self):
         """State that advances by itself (a random draw's counter) gets its update unless the
@@ -249,6 +272,44 @@ class Function:
         text = "\n".join(lines)
         print(text)
         return text
+
+    def profile(self, *arrays, repeats=20, warmup=3) -> "Profile":
+        """Time each kernel launch of the step on these inputs (C backend): a profiling build of
+        the same kernels reads the clock after each launch; the step runs `warmup` + `repeats`
+        times and the shared tensors it updates are restored afterwards, so profiling does not
+        train.  Returns a Profile (print it for the table)."""
+        if self.backend != "c":
+            raise NotImplementedError(f"profile: the {self.backend} backend has no per-kernel "
+                                      "timing; profile the C backend (backend='c')")
+        if self._profiler is None:
+            from .backends import get_backend
+            with pinned_dims(self._pins):
+                self._profiler = get_backend("c").compile(self, profile=True)
+        checked, dims = self.bind(arrays)
+        saved = [(t.attr["storage"], t.attr["storage"].array.copy()) for t, _ in self.updates]
+        try:
+            with self._running:
+                for i in range(warmup + repeats):
+                    if i == warmup:
+                        self._profiler.take_profile()
+                        start = time.perf_counter()
+                    self._profiler.run(checked, dims)
+                wall = time.perf_counter() - start
+                seconds = self._profiler.take_profile()
+        finally:
+            for storage, value in saved:
+                storage.overwrite(value)
+        info = {k.name: k for k in self._profiler.kernels}
+        riders = {}
+        for k in self._profiler.kernels:
+            if k.runs_in is not None:
+                riders.setdefault(k.runs_in, []).append(k)
+        rows = []
+        for name, total in seconds:
+            kernels = [info[name]] + riders.get(name, [])
+            nodes = ", ".join(self._profiler.graph.label(n) for k in kernels for n in k.nodes)
+            rows.append((name, total / repeats, nodes))
+        return Profile(rows, wall / repeats, dict(zip(self.sym_slots, dims)))
 
     def to_dot(self) -> str:
         """Graphviz DOT of the optimized graph, each kernel drawn as a cluster of its nodes."""

@@ -71,6 +71,52 @@ def test_one_build_serves_every_batch_size():
     assert build.compiler_runs == runs + 1
 
 
+def test_profile_times_every_launch_and_leaves_the_parameters_alone():
+    """profile() runs a timing build of the same kernels: one row per launch (in the step's
+    order, fused kernels named with their launch), times that add up to no more than the call,
+    and the parameters and optimizer state as they were before."""
+    step, params = mlp("c")
+    rng = np.random.default_rng(0)
+    step(*batch(rng, 8))  # momentum state now nonzero
+    state = [t for t, _ in step.updates]
+    before = [t.get_value().copy() for t in state]
+    xb, tb = batch(rng, 32)
+    prof = step.profile(xb, tb, repeats=5, warmup=1)
+    launches = [k.name for k in step.kernels if k.runs_in is None]
+    assert [name for name, _, _ in prof.rows] == launches
+    assert all(t >= 0 for _, t, _ in prof.rows)
+    assert 0 < sum(t for _, t, _ in prof.rows) <= prof.wall * 1.05
+    riders = [k for k in step.kernels if k.runs_in is not None]
+    for k in riders:  # a fused kernel's nodes are listed on its launch's row
+        row = next(r for r in prof.rows if r[0] == k.runs_in)
+        assert all(step.graph.label(n) in row[2] for n in k.nodes)
+    text = str(prof)
+    assert f"{len(launches)} launches" in text and "batch=32" in text
+    for t, value in zip(state, before):
+        np.testing.assert_array_equal(t.get_value(), value)
+    # the step itself still trains as before
+    loss, _ = step(xb, tb)
+    assert np.isfinite(loss)
+
+
+def test_profile_restores_the_parameters_when_the_step_fails():
+    step, params = mlp("c")
+    rng = np.random.default_rng(0)
+    before = [p.get_value().copy() for p in params]
+    xb, tb = batch(rng, 4)
+    tb[2] = 99  # out of range: the loss kernel stops the step
+    with pytest.raises(KernelError, match="cross_entropy|label"):
+        step.profile(xb, tb, repeats=2)
+    for p, value in zip(params, before):
+        np.testing.assert_array_equal(p.get_value(), value)
+
+
+def test_profile_is_for_the_c_backend():
+    step, _ = mlp("numpy")
+    with pytest.raises(NotImplementedError, match="backend='c'"):
+        step.profile(*batch(np.random.default_rng(0), 4))
+
+
 def test_fused_kernels_fewer_than_unfused_and_equal():
     x = sg.placeholder("x", (None, 33))
     y = sg.tanh(0.5 * x + 0.1) * sg.exp(-x * x) + sg.maximum(x, 0) * 2

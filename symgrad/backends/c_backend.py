@@ -23,6 +23,9 @@ int sg_run(void **args, const int64_t *dims, char *workspace);
 """
 
 
+PROFILE_CDEF = "void sg_profile_take(double *seconds);"
+
+
 class KernelError(IndexError, RuntimeError):
     """A kernel reported bad data at run time (a label or an index out of range).  An
     IndexError, as the numpy backend raises for the same data, and a RuntimeError."""
@@ -58,9 +61,10 @@ class CompiledProgram:
     the kernels' descriptions, the cache key of the source, and failure reports."""
     language = "c"
 
-    def __init__(self, fn, check_finite=False):
+    def __init__(self, fn, check_finite=False, profile=False):
         self.fn = fn
         self.check_finite = check_finite_requested(check_finite)
+        self.profile = profile
         schedule = Schedule(fn, fn.opt_level, check_finite=self.check_finite)
         self.schedule = schedule
         self.slots = c_render.plan_workspace(schedule.kernels, schedule.buffers)
@@ -77,7 +81,7 @@ class CompiledProgram:
 
     def render(self) -> str:
         return c_render.render(self.schedule, self.slots, len(self.fn.sym_slots),
-                               check_finite=self.check_finite)
+                               check_finite=self.check_finite, profile=self.profile)
 
     @property
     def source(self) -> str:
@@ -100,6 +104,7 @@ class CompiledProgram:
                  repr([(t.name, str(t.shape), t.dtype.name, ids[v.id], ids.get(t.id))
                        for t, v in fn.updates]),
                  repr(sorted(fn.sym_slots.values())), str(fn.opt_level), str(self.check_finite),
+                 str(self.profile),
                  self.language, build.codegen_fingerprint(), build.compiler_identity(),
                  repr(build.C_FLAGS)]
         for part in parts:
@@ -135,16 +140,16 @@ class CompiledProgram:
 class CProgram(CompiledProgram):
     language = "c"
 
-    def __init__(self, fn, check_finite=False):
+    def __init__(self, fn, check_finite=False, profile=False):
         from .. import build
-        super().__init__(fn, check_finite)
+        super().__init__(fn, check_finite, profile)
         for leader, group in c_render.row_groups_of(self.schedule).items():
             for form in group[1:]:
                 info = self.kernels[self.schedule.kernels.index(form.kernel)]
                 info.runs_in, info.runs_how = self.kernels[leader].name, "row loop"
         schedule = self.schedule
         # with the trampoline, the step is called by address: no cdef to parse (ctypes opens it)
-        cdef = None if _trampoline else CDEF
+        cdef = None if _trampoline else CDEF + (PROFILE_CDEF if profile else "")
         graph_key = self._graph_key()
         self.library = build.remembered_library(graph_key, cdef)
         if self.library is None:
@@ -210,6 +215,17 @@ class CProgram(CompiledProgram):
         self._last_outputs = [o if o.nbytes >= RECYCLE_BYTES else None for o in outs]
         return outs
 
+    def take_profile(self) -> list:
+        """[(launch name, seconds)] summed over the calls since the last take (a profiling
+        build only), in the order the step runs them."""
+        names = c_render.launch_names(self.schedule)
+        seconds = np.zeros(max(1, len(names)), np.float64)
+        if _trampoline:
+            self.library.lib.sg_profile_take(ctypes.c_void_p(seconds.ctypes.data))
+        else:
+            self.lib.sg_profile_take(self.ffi.cast("double *", seconds.ctypes.data))
+        return list(zip(names, seconds.tolist()))
+
     def _run_cffi(self, arrays, dims, outs):
         """The same call through cffi (when the trampoline cannot be built)."""
         ffi = self.ffi
@@ -237,5 +253,5 @@ def _load_trampoline():
 _trampoline = _load_trampoline()
 
 
-def compile(fn, check_finite=False):  # noqa: A001  (the backend interface's name)
-    return CProgram(fn, check_finite=check_finite)
+def compile(fn, check_finite=False, profile=False):  # noqa: A001  (the backend interface's name)
+    return CProgram(fn, check_finite=check_finite, profile=profile)
