@@ -97,10 +97,19 @@ class InputSpec:
         self.pinned = {}
         for axis, d in enumerate(node._shape):
             root = d.find() if isinstance(d, Sym) else None
-            if root in pin_sites:
-                other = pin_sites[root]
-                self.pinned[axis] = (f"; its symbolic dim {root.name} meets {self.shape[axis]} "
-                                     f"in {other.op}, built at {other.site}")
+            if root is None:
+                continue
+            # a plain dim that stands for a product (5*z) is fixed through its factor z
+            for sym in [f.find() for f in root.factors] or [root]:
+                if sym in pin_sites:
+                    other = pin_sites[sym]
+                    value = next(v for s, v in other.dim_checks if s.find() is sym)
+                    product = "*".join(([str(root.coef)] if root.coef != 1 else []) +
+                                       [f.find().name for f in root.factors])
+                    self.pinned[axis] = ((f"; it is {product}, and " if root.factors else "; ")
+                                         + f"{other.op}, built at {other.site}, fixes "
+                                         f"{sym.name} to {value}")
+                    break
         self.symbolic = [(axis, slot_of[d]) for axis, d in enumerate(self.shape) if d in slot_of]
         # dims this input shares with a product of other inputs' dims (labels (m,) that met
         # logits reshaped to (5*n, classes)): checked once every plain dim is bound
@@ -198,12 +207,8 @@ class Function:
             for d in resolve_shape(x.shape):
                 if isinstance(d, Sym) and not d.factors and d not in self.sym_slots:
                     self.sym_slots[d] = len(self.sym_slots)
-        # an input dim that is a product of dims no input has is bound as a whole
-        for x in self.inputs:
-            for d in resolve_shape(x.shape):
-                if isinstance(d, Sym) and d.factors and d not in self.sym_slots and \
-                        any(f not in self.sym_slots for f in d.factors):
-                    self.sym_slots[d] = len(self.sym_slots)
+        self._derived = self._bind_products()
+        self._check_bound(roots)
         self._specs = [InputSpec(x, self.sym_slots, pin_sites, self._slot_dim)
                        for x in self.inputs]
         self._product_inputs = [(i, spec) for i, spec in enumerate(self._specs) if spec.products]
@@ -221,6 +226,40 @@ class Function:
         # calling at once would read each other's intermediates.
         self._running = threading.Lock()
         self._profiler = None  # the profiling build, made by the first profile()
+
+    def _bind_products(self) -> list:
+        """Slots for the symbolic dims that inputs have only inside products.  A product with one
+        such factor gives it: labels of shape (4*n,) alone give n = len / 4 (the call checks
+        it divides); with more (B*T), the product is bound as a whole.  Returns the derivations
+        [(input index, axis, factor's slot, coef, other factors' slots)] in binding order."""
+        derived = []
+        for i, x in enumerate(self.inputs):
+            for axis, d in enumerate(resolve_shape(x.shape)):
+                if not isinstance(d, Sym) or not d.factors or d in self.sym_slots:
+                    continue
+                unbound = [f for f in d.factors if f not in self.sym_slots]
+                if not unbound:
+                    continue
+                if len(unbound) > 1:
+                    self.sym_slots[d] = len(self.sym_slots)
+                    continue
+                (factor,) = unbound
+                others = [self.sym_slots[f] for f in d.factors if f is not factor]
+                self.sym_slots[factor] = len(self.sym_slots)
+                derived.append((i, axis, self.sym_slots[factor], d.coef, others))
+        return derived
+
+    def _check_bound(self, roots):
+        """Every symbolic dim of the graph must follow from the inputs' (else the step could
+        not size its buffers): refused here, the same way for every backend."""
+        for node in topo_sort(roots):
+            for d in resolve_shape(node.shape):
+                if isinstance(d, Sym) and d not in self.sym_slots:
+                    try:
+                        self._slot_dim(d)
+                    except ValueError:
+                        raise ValueError(f"function: dim {d} of {node.op} (built at "
+                                         f"{node.site}) is not bound by any input") from None
 
     def _add_default_updates(self):
         """State that advances by itself (a random draw's counter) gets its update unless the
@@ -250,6 +289,12 @@ class Function:
         """The kernels, the graph nodes each computes, the bytes each moves and the workspace,
         for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1)."""
         values = [1] * self._n_dims
+        known = {name for sym in self.sym_slots for name in (sym.name, str(sym))}
+        unknown = sorted(set(dims) - known)
+        if unknown:
+            names = ", ".join(sorted(known)) or "none"
+            raise TypeError(f"report: no symbolic dim named {', '.join(unknown)}; this "
+                            f"function's are: {names}")
         for sym, slot in self.sym_slots.items():
             values[slot] = int(dims.get(sym.name, dims.get(str(sym), 1)))
         bound = ", ".join(f"{s}={values[i]}" for s, i in self.sym_slots.items()) or "static"
@@ -370,6 +415,15 @@ class Function:
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)  # a copy: the caller's array is never touched
             checked.append(a)
+        for i, axis, slot, coef, others in self._derived:
+            size, divisor = checked[i].shape[axis], coef
+            for other in others:
+                divisor *= dims[other]
+            if (size % divisor if divisor else size):
+                spec = self._specs[i]
+                raise ShapeError(f"input {spec.name!r}: axis {axis} has size {size}, but it is "
+                                 f"{spec.shape[axis]}: a multiple of {divisor}")
+            dims[slot] = size // divisor if divisor else 0
         for i, spec in self._product_inputs:
             for axis, product in spec.products:
                 if checked[i].shape[axis] != product.value(dims):

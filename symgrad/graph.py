@@ -225,7 +225,9 @@ def _unify_product(a, b):
                 unify_dims(product.factors[0], other // product.coef) is not None:
             return other
         return None
-    if other.factors or other in product.factors:
+    if other.factors:
+        return _unify_products(a, b)
+    if other in product.factors:
         return None
     journal = _journal.get()
     if journal is not None:
@@ -234,6 +236,20 @@ def _unify_product(a, b):
         journal.merged.append(other)
     other._parent = product
     return product
+
+
+def _unify_products(a, b):
+    """Two products with the same coefficient whose factors differ in one plain dim each
+    (4*a and 4*b; B*T and B*S) are equal when those two dims are: they are unified.  Other
+    pairs (5*n against B*T) cannot be matched when the graph is built."""
+    only_a = [f for f in a.factors if f not in b.factors]
+    only_b = [f for f in b.factors if f not in a.factors]
+    if a.coef != b.coef or len(a.factors) != len(b.factors) or len(only_a) != 1 or \
+            len(only_b) != 1:
+        return None
+    if unify_dims(only_a[0], only_b[0]) is None:
+        return None
+    return resolve_dim(a)
 
 
 class pinned_dims:

@@ -115,8 +115,8 @@ def test_a_symbolic_dim_that_meets_numbers_is_fixed_per_function(dim_name):
         f4 = sg.function([x], four, backend=backend)
         np.testing.assert_array_equal(f4(np.full((4, 3), 2.0)), np.full((4, 3), 2.0))
         with pytest.raises(sg.ShapeError, match=re.escape(
-                f"(axis 0: 5 != 4; its symbolic dim {batch} meets 4 in add, built at "
-                "test_errors.py:")):
+                "(axis 0: 5 != 4; add, built at test_errors.py:") + r"\d+, " + re.escape(
+                f"fixes {batch} to 4)")):
             f4(np.zeros((5, 3)))
         f5 = sg.function([y], five, backend=backend)
         np.testing.assert_array_equal(f5(np.zeros((5, 3))), np.ones((5, 3)))

@@ -394,9 +394,9 @@ def test_a_plain_dim_meeting_a_product_is_checked_per_call(backend, dim_name):
     with pytest.raises(sg.ShapeError, match=r"input 't': axis 0 has size 9, but it is "
                                             r"5\*.* = 10 from the other inputs"):
         fn(xv, np.zeros(9, np.int64))
-    # a function of the labels alone binds the product as a whole
+    # a function of the labels alone recovers n from them
     only = sg.function([t], t * 2, backend=backend)
-    np.testing.assert_array_equal(only(np.arange(4)), np.arange(4) * 2)
+    np.testing.assert_array_equal(only(np.arange(10)), np.arange(10) * 2)
 
 
 def test_a_product_dim_meets_numbers_only_where_they_divide(dim_name):
@@ -415,6 +415,45 @@ def test_a_product_dim_meets_numbers_only_where_they_divide(dim_name):
     tokens = sg.placeholder("y", (dim_name("B"), dim_name("T"), 2), "float64").reshape(-1, 2)
     with pytest.raises(sg.ShapeError, match="do not broadcast"):
         flat + tokens  # 5*n against B*T: not provable when the graph is built
+
+
+def test_two_batches_flattened_alike_are_unified(backend):
+    """Logits (None, 4, 6) and labels (None, 4), each flattened: 4*a meets 4*b, so a and b are
+    one dim; a call whose batches differ is refused."""
+    x = sg.placeholder("x", (None, 4, 6), "float64")
+    lab = sg.placeholder("lab", (None, 4), "int64")
+    loss = sg.cross_entropy(x.reshape(-1, 6), lab.reshape(-1))
+    assert x.shape[0] is lab.shape[0]
+    fn = sg.function([x, lab], loss, backend=backend)
+    np.testing.assert_allclose(fn(np.zeros((2, 4, 6)), np.zeros((2, 4), np.int64)), np.log(6))
+    with pytest.raises(sg.ShapeError, match="input 'lab'"):
+        fn(np.zeros((2, 4, 6)), np.zeros((3, 4), np.int64))
+
+
+def test_a_dim_found_only_inside_a_product_is_recovered(backend, dim_name):
+    """l (None,) stands for 4*n after meeting y (n, 4, 3) flattened: a function of l alone gets
+    n = len(l) / 4, and refuses a length 4 does not divide."""
+    y = sg.placeholder("y", (dim_name("n"), 4, 3), "float64")
+    lab = sg.placeholder("l", (dim_name("m"),), "float64")
+    _ = y.reshape(-1, 3).sum(axis=1) + lab
+    rows = lab.reshape(-1, 4)
+    fn = sg.function([lab], [rows, sg.max(rows, axis=1)], backend=backend)
+    got_rows, got_max = fn(np.arange(8.0))
+    np.testing.assert_array_equal(got_rows, np.arange(8.0).reshape(2, 4))
+    np.testing.assert_array_equal(got_max, [3.0, 7.0])
+    assert fn(np.arange(0.0))[0].shape == (0, 4)
+    with pytest.raises(sg.ShapeError, match=r"input 'l': axis 0 has size 5, .*multiple of 4"):
+        fn(np.arange(5.0))
+
+
+def test_a_dim_no_input_determines_is_refused_at_build(backend, dim_name):
+    x = sg.placeholder("x", (dim_name("B"), dim_name("T"), 3))
+    lab = sg.placeholder("lab", (None,), "int64")
+    sg.cross_entropy(x.reshape(-1, 3), lab)  # lab now stands for B*T
+    np.testing.assert_array_equal(sg.function([lab], lab * 2, backend=backend)(np.arange(3)),
+                                  [0, 2, 4])  # B*T bound as a whole
+    with pytest.raises(ValueError, match=r"dim .*B.* of reshape .* is not bound by any input"):
+        sg.function([lab], lab.reshape(-1, x.shape[1]), backend=backend)
 
 
 # ------------------------------------------------------------------------------ gradients
@@ -575,3 +614,23 @@ def test_threads_calling_one_function_each_get_their_own_results(backend):
     for t in threads:
         t.join()
     assert not wrong
+
+
+def test_gradients_of_take_and_pooling_at_batch_zero(backend):
+    """The adjoints of take (scatter_add) and max pooling on an empty batch: zero-size
+    gradients on every backend (numpy's reshape(-1) is ambiguous there)."""
+    p = sg.placeholder("p", (None, 3), "float64")
+    g = sg.grad(sg.sum(sg.take(p, sg.constant(np.array([0, 2])), axis=1)), p)
+    assert sg.function([p], g, backend=backend)(np.ones((0, 3))).shape == (0, 3)
+    x = sg.placeholder("x", (None, 2, 4, 4), "float64")
+    gx = sg.grad(sg.sum(sg.max_pool2d(x, 2)) + sg.sum(sg.avg_pool2d(x, 2)), x)
+    assert sg.function([x], gx, backend=backend)(np.ones((0, 2, 4, 4))).shape == (0, 2, 4, 4)
+
+
+def test_report_refuses_a_dim_name_it_does_not_have():
+    x = sg.placeholder("x", ("rows_for_report", 3))
+    fn = sg.function([x], x * 2)
+    assert "rows_for_report=7" in fn.report(rows_for_report=7)
+    with pytest.raises(TypeError, match="no symbolic dim named batch; this function's are: "
+                                        "rows_for_report"):
+        fn.report(batch=7)

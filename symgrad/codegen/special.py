@@ -139,7 +139,8 @@ def take(s, node):
     m = product(s.shape_of(node.inputs[1]))
     return emit(s, node, "take", [x, idx], s.target_for(node), outer=outer.c(), n=n.c(),
                 inner=inner.c(), m=m.c(),
-                error=f"take %{s.ids[node.id]}: an index is out of range for axis {axis} of size {n}")
+                error=f"take %{s.ids[node.id]}: an index is out of range for axis {axis} of size "
+                      f"{node.inputs[0].shape[axis]!r}")
 
 
 def scatter_add(s, node):
@@ -172,7 +173,7 @@ def _windows(s, node, x, index):
     return emit(s, node, node.op, views, s.target_for(node), outer=outer.c(), n=n.c(),
                 inner=inner.c(), taps=taps.c(), windows=windows.c(),
                 error=f"{node.op} %{s.ids[node.id]}: an index is out of range for axis {axis} "
-                      f"of size {n}")
+                      f"of size {x.shape[axis]!r}")
 
 
 def one_hot(s, node):

@@ -239,7 +239,8 @@ class ScatterAdd(Op):
         axis = attrs["axis"]
         out = np.zeros(concrete_shape(attrs["shape"]), g.dtype)
         moved = np.moveaxis(out, axis, 0)
-        gm = g.reshape(g.shape[:axis] + (-1,) + g.shape[axis + idx.ndim:])
+        # the index's dims folded into one, spelled out: -1 is ambiguous when g is empty
+        gm = g.reshape(g.shape[:axis] + (idx.size,) + g.shape[axis + idx.ndim:])
         np.add.at(moved, idx.reshape(-1), np.moveaxis(gm, axis, 0))
         return out
 

@@ -88,7 +88,7 @@ class WindowMaxGrad(Op):
         # window by window, tap by tap: shares ordered (L, K) along the leading axis
         moved = np.moveaxis(out, axis, 0)
         ordered = np.moveaxis(shares, (axis, axis + 1), (1, 0))
-        ordered = ordered.reshape((-1,) + ordered.shape[2:])
+        ordered = ordered.reshape((ordered.shape[0] * ordered.shape[1],) + ordered.shape[2:])
         np.add.at(moved, index.T.reshape(-1), ordered)
         return out
 
