@@ -216,6 +216,7 @@ class Function:
         self._out_specs = [(node.dtype, tuple(self._slot_dim(d) for d in resolve_shape(node.shape)))
                            for node in self.outputs]
         self._static_out_shapes = None
+        self._out_shape_cache: dict[tuple, list] = {}
         if all(type(d) is int for _, spec in self._out_specs for d in spec):
             self._static_out_shapes = [spec for _, spec in self._out_specs]
         self.backend = backend
@@ -463,7 +464,13 @@ class Function:
         outs = [out] if type(out) is np.ndarray else list(out)
         if len(outs) != len(self.outputs):
             raise TypeError(f"out= takes {len(self.outputs)} arrays, got {len(outs)}")
-        shapes = self._static_out_shapes or self.output_shapes(dims)
+        shapes = self._static_out_shapes
+        if shapes is None:  # batch sizes repeat: the shapes per dims are kept (a few)
+            shapes = self._out_shape_cache.get(tuple(dims))
+            if shapes is None:
+                shapes = self.output_shapes(dims)
+                if len(self._out_shape_cache) < 64:
+                    self._out_shape_cache[tuple(dims)] = shapes
         for i, o in enumerate(outs):
             dtype, shape = self._out_specs[i][0], shapes[i]
             if type(o) is np.ndarray and o.shape == shape and (o.dtype is dtype or
@@ -533,8 +540,15 @@ def _apart_from(arrays, outs) -> list:
     """The inputs, each copied first where it shares memory with an out= array: the step writes
     outputs while it still reads inputs (in another order: x[::-1] + 1 into x), so, as with
     numpy's ufuncs, an input overwritten by an output is read from a copy."""
-    return [a.copy() if isinstance(a, np.ndarray) and a.size and
-            any(o.size and np.may_share_memory(a, o) for o in outs) else a for a in arrays]
+    apart = []
+    for a in arrays:
+        if a.size:
+            for o in outs:
+                if o.size and np.may_share_memory(a, o):
+                    a = a.copy()
+                    break
+        apart.append(a)
+    return apart
 
 
 def function(inputs, outputs, updates=None, backend="c", opt_level=2, **options) -> Function:
