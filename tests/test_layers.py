@@ -215,6 +215,27 @@ def test_max_pool_gradient_goes_to_the_max(backend):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 3), (3, 2), (2, 1)])
+def test_max_pool_adjoint_stored_or_added_equals_numpy(kernel, stride):
+    """Windows that share no position (stride == kernel) take the adjoint's stored path, the
+    others its added path; both equal the numpy reference bit for bit, with ties (an even
+    split), a negative g (its -0.0 shares land as +0.0) and a NaN in the image."""
+    rng = np.random.default_rng(kernel * 10 + stride)
+    xa = rng.integers(-2, 3, (2, 3, 7, 8)).astype(np.float64)  # many ties
+    xa[0, 1, 2, 3] = np.nan
+    x = sg.placeholder("x", (None, 3, 7, 8), "float64")
+    y = sg.max_pool2d(x, kernel, stride)
+    ga = -rng.random(y.shape[1:]) - 0.5
+    g = sg.grad(sg.sum(y * sg.constant(ga)), x)
+    fast = sg.function([x], g)
+    ref = sg.function([x], g, backend="numpy")
+    stored = "is stored, not added" in fast.source
+    assert stored == (kernel == stride)
+    got, want = fast(xa), ref(xa)
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
 def test_pool_negative_inputs_with_padding(backend):
     # -inf padding: an all-negative image must not see a 0 from the padding
     xa = -1 - distinct(np.random.default_rng(2), (1, 1, 5, 5))

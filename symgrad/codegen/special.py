@@ -3,6 +3,8 @@ SpecialKernel whose C lives in the template macro of the same name (templates/c/
 Row-wise ops see their operand as (outer, n, inner) around the normalized axis."""
 from __future__ import annotations
 
+import numpy as np
+
 from .kernels import Literal, SpecialKernel, View
 from .poly import product
 from .schedule import literal_text
@@ -172,8 +174,20 @@ def _windows(s, node, x, index):
     views = [s.contiguous(i) for i in node.inputs]
     return emit(s, node, node.op, views, s.target_for(node), outer=outer.c(), n=n.c(),
                 inner=inner.c(), taps=taps.c(), windows=windows.c(),
+                disjoint=disjoint_taps(index),
                 error=f"{node.op} %{s.ids[node.id]}: an index is out of range for axis {axis} "
                       f"of size {x.shape[axis]!r}")
+
+
+def disjoint_taps(index) -> bool:
+    """Whether a constant window index names each position at most once (pooling whose stride
+    is its size): the adjoint can then store each tap's share instead of adding it, and run
+    all windows as one vector loop.  Negative positions (resolved only at run time) count as
+    not disjoint."""
+    if index.op != "constant":
+        return False
+    rows = index.attr["value"].array.reshape(-1)
+    return bool(rows.size == 0 or (rows.min() >= 0 and np.unique(rows).size == rows.size))
 
 
 def one_hot(s, node):
