@@ -327,6 +327,10 @@ class Function:
         if self.backend != "c":
             raise NotImplementedError(f"profile: the {self.backend} backend has no per-kernel "
                                       "timing; profile the C backend (backend='c')")
+        if int(repeats) < 1 or int(warmup) < 0:
+            raise ValueError(f"profile: repeats must be at least 1 and warmup at least 0, got "
+                             f"repeats={repeats}, warmup={warmup}")
+        repeats, warmup = int(repeats), int(warmup)
         if self._profiler is None:
             from .backends import get_backend
             with pinned_dims(self._pins):

@@ -115,6 +115,9 @@ def test_profile_is_for_the_c_backend():
     step, _ = mlp("numpy")
     with pytest.raises(NotImplementedError, match="backend='c'"):
         step.profile(*batch(np.random.default_rng(0), 4))
+    step, _ = mlp("c")
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        step.profile(*batch(np.random.default_rng(0), 4), repeats=0)
 
 
 def test_fused_kernels_fewer_than_unfused_and_equal():
