@@ -36,13 +36,14 @@
 /* numpy.maximum(x, 0): NaN stays NaN, and -0.0 becomes +0.0 (x > 0 fails for both) */
 #define sg_relu(x) (((x) > 0 || (x) != (x)) ? (x) : 0)
 
+/* the C runtime's formula (one division for both signs), so both backends agree */
 __device__ __forceinline__ float sg_sigmoid(float x) {
-    const float e = expf(-fabsf(x));  /* never overflows */
-    return x >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    const float e = expf(-fabsf(x)), r = 1.0f / (1.0f + e);
+    return x >= 0 ? r : e * r;
 }
 __device__ __forceinline__ double sg_sigmoid(double x) {
-    const double e = exp(-fabs(x));
-    return x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    const double e = exp(-fabs(x)), r = 1.0 / (1.0 + e);
+    return x >= 0 ? r : e * r;
 }
 __device__ __forceinline__ float sg_softplus(float x) {
     return sg_max(x, 0.0f) + log1pf(expf(-fabsf(x)));
