@@ -218,7 +218,7 @@ class CProgram(CompiledProgram):
     def take_profile(self) -> list:
         """[(launch name, seconds)] summed over the calls since the last take (a profiling
         build only), in the order the step runs them."""
-        names = c_render.launch_names(self.schedule)
+        names = [k.name for k in self.kernels if k.runs_in is None]  # sg_run's launch order
         seconds = np.zeros(max(1, len(names)), np.float64)
         if _trampoline:
             self.library.lib.sg_profile_take(ctypes.c_void_p(seconds.ctypes.data))

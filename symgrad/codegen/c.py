@@ -286,7 +286,8 @@ def merged_buffers(*kernels) -> list:
 # ---------------------------------------------------------------------- the source
 def render(schedule, slots, n_dims: int, check_finite=False, profile=False) -> str:
     """The step's C source; with `profile`, sg_run also sums the seconds of each launch and
-    sg_profile_take(double *) hands them over (in `launch_names` order)."""
+    sg_profile_take(double *) hands them over (in launch order: the kernels that run in no
+    other kernel's launch)."""
     kernels = []
     fused = epilogues(schedule)
     groups = row_groups_of(schedule)
@@ -340,14 +341,6 @@ def render(schedule, slots, n_dims: int, check_finite=False, profile=False) -> s
         align=ALIGN, check_finite=check_finite, profile=profile, uses_blas=any(
             isinstance(k, GemmKernel) for k in schedule.kernels))
 
-
-def launch_names(schedule) -> list:
-    """The kernels that are launches of their own (not an epilogue or a row-group member), in
-    the order sg_run calls them."""
-    fused = epilogues(schedule)
-    in_group = {id(f.kernel) for g in row_groups_of(schedule).values() for f in g[1:]}
-    return [k.name for i, k in enumerate(schedule.kernels)
-            if i not in fused and id(k) not in in_group]
 
 
 def const_values(buf: Buffer) -> str:
