@@ -15,7 +15,7 @@ import numpy as np
 
 from . import api as sg
 from .graph import (ShapeError, Sym, Tensor, dim_factors, format_graph, pinned_dims,
-                    resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
+                    product_name, resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -104,8 +104,7 @@ class InputSpec:
                 if sym in pin_sites:
                     other = pin_sites[sym]
                     value = next(v for s, v in other.dim_checks if s.find() is sym)
-                    product = "*".join(([str(root.coef)] if root.coef != 1 else []) +
-                                       [f.find().name for f in root.factors])
+                    product = product_name(root.coef, root.factors)
                     self.pinned[axis] = ((f"; it is {product}, and " if root.factors else "; ")
                                          + f"{other.op}, built at {other.site}, fixes "
                                          f"{sym.name} to {value}")
@@ -232,7 +231,7 @@ class Function:
         """Slots for the symbolic dims that inputs have only inside products.  A product with one
         such factor gives it: labels of shape (4*n,) alone give n = len / 4 (the call checks
         it divides); with more (B*T), the product is bound as a whole.  Returns the derivations
-        [(input index, axis, factor's slot, coef, other factors' slots)] in binding order."""
+        [(input index, axis, factor's slot, the rest of the product)] in binding order."""
         derived = []
         for i, x in enumerate(self.inputs):
             for axis, d in enumerate(resolve_shape(x.shape)):
@@ -247,7 +246,7 @@ class Function:
                 (factor,) = unbound
                 others = [self.sym_slots[f] for f in d.factors if f is not factor]
                 self.sym_slots[factor] = len(self.sym_slots)
-                derived.append((i, axis, self.sym_slots[factor], d.coef, others))
+                derived.append((i, axis, self.sym_slots[factor], SlotProduct(d.coef, others)))
         return derived
 
     def _check_bound(self, roots):
@@ -420,10 +419,8 @@ class Function:
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)  # a copy: the caller's array is never touched
             checked.append(a)
-        for i, axis, slot, coef, others in self._derived:
-            size, divisor = checked[i].shape[axis], coef
-            for other in others:
-                divisor *= dims[other]
+        for i, axis, slot, rest in self._derived:
+            size, divisor = checked[i].shape[axis], rest.value(dims)
             if (size % divisor if divisor else size):
                 spec = self._specs[i]
                 raise ShapeError(f"input {spec.name!r}: axis {axis} has size {size}, but it is "

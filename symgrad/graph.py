@@ -50,9 +50,8 @@ class Sym:
     to n while it compiles and checks it at call time; other graphs never see it.
 
     A *product* Sym is `coef * f1 * f2 ...` of plain ones (`x.reshape(-1, 8)` of an
-    (n, 5, 8) x has 5*n rows; `b.shape[0] * b.shape[1]`).  It is never merged: it equals only
-    the same product (one object per product, see `sym_product`), and meeting an int k it
-    requires its one factor to be k / coef."""
+    (n, 5, 8) x has 5*n rows; `b.shape[0] * b.shape[1]`), one object per product (see
+    `sym_product`).  What it can meet is `_unify_product`'s rule."""
 
     _counter = itertools.count()
 
@@ -80,9 +79,12 @@ class Sym:
         d = resolve_dim(self)
         if not isinstance(d, Sym):
             return str(d)
-        if not d.factors:
-            return d.name
-        return "*".join(([str(d.coef)] if d.coef != 1 else []) + [f.name for f in d.factors])
+        return d.name if not d.factors else product_name(d.coef, d.factors)
+
+
+def product_name(coef: int, factors) -> str:
+    """How a product dim prints: 5*n, B*T."""
+    return "*".join(([str(coef)] if coef != 1 else []) + [f.find().name for f in factors])
 
 
 _named_syms: dict[str, Sym] = {}
