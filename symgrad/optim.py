@@ -15,6 +15,8 @@ takes:
 State tensors are named after their parameter: `W1.velocity`, `W1.sq_avg`, `W1.m`, `W1.v` (an
 unnamed parameter is `param<i>`, its index in `params`) and Adam's step count `adam.step`.
 `state(updates, params)` lists them, e.g. to save a checkpoint with `sg.save_params`.
+- `name`: a prefix for the state's names, for two optimizers in one checkpoint (a head trained
+  with Adam at one rate and a body at another): `name="head"` gives `head.W1.m`, `head.step`.
 
 Freezing a parameter (transfer learning) is leaving it out of `params`: nothing updates it.
 """
@@ -35,8 +37,12 @@ def _param_label(p, i):
     return p.name or f"param{i}"
 
 
-def _state_like(param, index, slot):
-    name = f"{_param_label(param, index)}.{slot}"
+def _state_name(prefix, slot):
+    return slot if prefix is None else f"{prefix}.{slot}"
+
+
+def _state_like(param, index, slot, prefix=None):
+    name = _state_name(prefix, f"{_param_label(param, index)}.{slot}")
     return sg.shared(np.zeros(param.shape, param.dtype), name=name)
 
 
@@ -99,7 +105,10 @@ def _decayed(param, grad, weight_decay):
     return grad if _is_zero(weight_decay) else grad + _as(weight_decay, param.dtype) * param
 
 
-def _prepare(params, grads, lr, weight_decay, clip_norm, who):
+def _prepare(params, grads, lr, weight_decay, clip_norm, who, name):
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"{who}: name must be a non-empty string (a prefix for the state's "
+                        f"names), got {name!r}")
     params, grads = _check(params, grads, who)
     lr = _hyper(lr, "lr", who=who)
     weight_decay = _hyper(weight_decay, "weight_decay", who=who)
@@ -150,11 +159,13 @@ def clip_by_global_norm(grads, max_norm, return_norm=False):
 
 
 # ---------------------------------------------------------------------------- optimizers
-def sgd(params, grads, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=None):
+def sgd(params, grads, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, clip_norm=None,
+        name=None):
     """p -= lr * step, with step = g, or with momentum (torch's form, no dampening):
     v = momentum*v + g, step = v (or g + momentum*v with nesterov).
     State: `<param>.velocity` when momentum > 0."""
-    params, grads, lr, weight_decay = _prepare(params, grads, lr, weight_decay, clip_norm, "sgd")
+    params, grads, lr, weight_decay = _prepare(params, grads, lr, weight_decay, clip_norm, "sgd",
+                                               name)
     momentum = _hyper(momentum, "momentum", who="sgd")
     if isinstance(momentum, Tensor):
         raise TypeError("sgd: momentum must be a number (it decides whether there is state)")
@@ -164,7 +175,7 @@ def sgd(params, grads, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, 
     for i, (p, g) in enumerate(zip(params, grads)):
         g = _decayed(p, g, weight_decay)
         if momentum:
-            v = _state_like(p, i, "velocity")
+            v = _state_like(p, i, "velocity", name)
             v_new = momentum * v + g
             updates.append((v, v_new))
             g = g + momentum * v_new if nesterov else v_new
@@ -172,37 +183,40 @@ def sgd(params, grads, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, 
     return updates
 
 
-def rmsprop(params, grads, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, clip_norm=None):
+def rmsprop(params, grads, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, clip_norm=None,
+            name=None):
     """s = rho*s + (1-rho)*g^2; p -= lr * g / (sqrt(s) + eps)  (torch's RMSprop rule; `rho` is
     torch's `alpha`; the defaults are Keras's).  State: `<param>.sq_avg`."""
     params, grads, lr, weight_decay = _prepare(params, grads, lr, weight_decay, clip_norm,
-                                               "rmsprop")
+                                               "rmsprop", name)
     rho = _hyper(rho, "rho", high=1.0, who="rmsprop")
     eps = _hyper(eps, "eps", who="rmsprop")
     updates = []
     for i, (p, g) in enumerate(zip(params, grads)):
         g = _decayed(p, g, weight_decay)
-        s = _state_like(p, i, "sq_avg")
+        s = _state_like(p, i, "sq_avg", name)
         s_new = rho * s + (1 - rho) * sg.square(g)
         updates += [(s, s_new), (p, p - _as(lr, p.dtype) * g / (sg.sqrt(s_new) + eps))]
     return updates
 
 
 def adam(params, grads, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-         decoupled=False, clip_norm=None):
+         decoupled=False, clip_norm=None, name=None):
     """Adam with bias correction (torch's rule):
     m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; t += 1;
     p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
     `weight_decay` is an L2 term added to g; with `decoupled=True` (or `adamw`) the parameters
     are decayed directly instead: p -= lr * weight_decay * p.
-    State: `<param>.m`, `<param>.v`, and the step count `adam.step` (a scalar)."""
+    State: `<param>.m`, `<param>.v`, and the step count `adam.step` (a scalar); with `name`,
+    `<name>.<param>.m` and `<name>.step`."""
     who = "adamw" if decoupled else "adam"
-    params, grads, lr, weight_decay = _prepare(params, grads, lr, weight_decay, clip_norm, who)
+    params, grads, lr, weight_decay = _prepare(params, grads, lr, weight_decay, clip_norm, who,
+                                               name)
     beta1 = _hyper(beta1, "beta1", high=1.0, who=who)
     beta2 = _hyper(beta2, "beta2", high=1.0, who=who)
     eps = _hyper(eps, "eps", who=who)
     dtype = params[0].dtype if params else np.dtype("float32")
-    t = sg.shared(np.zeros((), dtype), name="adam.step")
+    t = sg.shared(np.zeros((), dtype), name=_state_name(name or "adam", "step"))
     t_new = t + 1
     correction1 = 1 - sg.power(sg.constant(beta1, dtype), t_new)
     correction2 = 1 - sg.power(sg.constant(beta2, dtype), t_new)
@@ -210,7 +224,7 @@ def adam(params, grads, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay
     for i, (p, g) in enumerate(zip(params, grads)):
         if not decoupled:
             g = _decayed(p, g, weight_decay)
-        m, v = _state_like(p, i, "m"), _state_like(p, i, "v")
+        m, v = _state_like(p, i, "m", name), _state_like(p, i, "v", name)
         m_new = beta1 * m + (1 - beta1) * g
         v_new = beta2 * v + (1 - beta2) * sg.square(g)
         c1, c2 = sg.cast(correction1, p.dtype), sg.cast(correction2, p.dtype)
@@ -223,11 +237,11 @@ def adam(params, grads, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay
 
 
 def adamw(params, grads, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-          clip_norm=None):
+          clip_norm=None, name=None):
     """Adam with decoupled weight decay (torch's AdamW): p -= lr * weight_decay * p, then the
     Adam step.  Same state as `adam`."""
     return adam(params, grads, lr, beta1, beta2, eps, weight_decay, decoupled=True,
-                clip_norm=clip_norm)
+                clip_norm=clip_norm, name=name)
 
 
 def state(updates, params=()):

@@ -29,6 +29,10 @@ def _describe(t):
     return f"shared tensor of shape {tuple(t.shape)} {t.dtype.name}"
 
 
+# the suffixes of sg.optim's state names
+_OPTIMIZER_SLOTS = (".step", ".m", ".v", ".velocity", ".sq_avg")
+
+
 def _named(params, who):
     """[(name, tensor)] from a list of named shared tensors or a {name: shared} dict; names are
     non-empty and unique."""
@@ -54,9 +58,11 @@ def _named(params, who):
             raise ValueError(f"{who}: {label} is the same tensor as {seen_ids[t.id]} "
                              f"({name!r}); pass each tensor once")
         if name in where:
+            hint = ("; two optimizers' state: give each its own prefix, "
+                    "sg.optim.adam(..., name='head')") if name.endswith(_OPTIMIZER_SLOTS) else ""
             raise ValueError(f"{who}: duplicate name {name!r}: {where[name]} and {label} are "
                              "different tensors with the same name; give them unique names "
-                             "(or pass a {name: tensor} dict)")
+                             "(or pass a {name: tensor} dict)" + hint)
         seen_ids[t.id] = label
         where[name] = label
         out.append((name, t))

@@ -324,6 +324,55 @@ def test_state_names_are_readable():
     assert sg.optim.sgd(params, grads) and sg.optim.state(sg.optim.sgd(params, grads), params) == []
 
 
+def test_two_optimizers_in_one_checkpoint(tmp_path, backend):
+    """Two param groups, each with its own Adam (a body at one rate, a head at another): the
+    `name` prefixes keep the state apart, so one checkpoint holds both and resumes both."""
+    def build_step():
+        params, loss = problem(names=("body", "head"))
+        grads = sg.grad(loss, params)
+        updates = (sg.optim.adam(params[:1], grads[:1], lr=0.05, name="slow")
+                   + sg.optim.adam(params[1:], grads[1:], lr=0.2, name="fast"))
+        return params, updates, sg.function([], loss, updates=updates, backend=backend)
+
+    params, updates, step = build_step()
+    names = [t.name for t in sg.optim.state(updates, params)]
+    assert names == ["slow.step", "slow.body.m", "slow.body.v", "fast.step", "fast.head.m",
+                     "fast.head.v"]
+    for _ in range(3):
+        step()
+    checkpoint = sg.save_params(tmp_path / "ckpt", params + sg.optim.state(updates, params))
+    for _ in range(2):
+        step()
+    expected = [p.get_value() for p in params]
+
+    params2, updates2, step2 = build_step()
+    sg.load_params(checkpoint, params2 + sg.optim.state(updates2, params2))
+    for _ in range(2):
+        step2()
+    for got, want in zip(params2, expected):
+        np.testing.assert_array_equal(got.get_value(), want)
+    # each group follows its own rule: the same as one Adam per param at that rate
+    for p, lr in zip(params, (0.05, 0.2)):
+        ref = Reference("adam")
+        for _ in range(5):
+            ref.step(lr)
+        i = ("body", "head").index(p.name)
+        np.testing.assert_allclose(p.get_value(), ref.ps[i], **TOL)
+
+
+def test_unnamed_optimizers_clash_with_a_hint(tmp_path):
+    params, loss = problem()
+    grads = sg.grad(loss, params)
+    updates = sg.optim.adam(params[:1], grads[:1]) + sg.optim.adam(params[1:], grads[1:])
+    with pytest.raises(ValueError, match=r"duplicate name 'adam.step'.*name='head'"):
+        sg.save_params(tmp_path / "x", sg.optim.state(updates, params))
+    with pytest.raises(TypeError, match="adam: name must be a non-empty string"):
+        sg.optim.adam(params, grads, name="")
+    unnamed = sg.shared(np.zeros(2))
+    ups = sg.optim.sgd([unnamed], [sg.constant(np.ones(2))], momentum=0.5, name="g2")
+    assert ups[0][0].name == "g2.param0.velocity"
+
+
 def test_state_dtype_follows_the_params():
     params, loss = problem("float32")
     for t, _ in sg.optim.adam(params, sg.grad(loss, params)):
