@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import builtins
 import numbers
+import operator
 from collections import Counter
 
 import numpy as np
 
 from .graph import (DTYPES, SharedValue, ShapeError, Sym, Tensor, as_dtype, broadcast_shapes,
-                    dims_equal, is_float, named_sym, resolve_dim, shape_str,
-                    sym_product, unify_dims, user_site)
+                    dim_add, dim_sub, dims_equal, is_float, named_sym, resolve_dim, shape_str,
+                    sym_product, sym_shift, unify_dims, user_site)
 from .ops import apply
 from .ops.shape import full_slice, split_dims, sym_by_id
 
@@ -408,6 +409,31 @@ def one_hot(labels, depth: int, dtype="float32") -> Tensor:
     return apply("one_hot", as_tensor(labels), depth=int(depth), dtype=as_dtype(dtype).name)
 
 
+def _symbolic_bounds(dim, key, axis) -> tuple:
+    """(start, stop) of an integer or a step-1 slice along an axis of symbolic size `dim`, as
+    dims (x[1:] is (1, None): to the end; x[-3:] is (dim - 3, None); x[:-1] is (0, dim - 1)).
+    Each call checks 0 <= start <= stop <= dim (Function._check_slices)."""
+    def bound(v):
+        v = operator.index(v)
+        return v if v >= 0 else sym_shift(dim, v)
+
+    if isinstance(key, numbers.Integral):
+        start = bound(key)
+        return start, dim_add(start, 1)
+    if key.step is not None and operator.index(key.step) != 1:
+        raise IndexError(f"only step-1 slices are supported along symbolic dim {dim} (axis "
+                         f"{axis}), got step {key.step}")
+    start = 0 if key.start is None else bound(key.start)
+    stop = None if key.stop is None else bound(key.stop)
+    if isinstance(start, int) and isinstance(stop, int) and stop <= start:
+        return 0, 0  # empty, as numpy gives it, whatever the axis's size
+    if dim_sub(dim if stop is None else stop, start) is None:
+        raise IndexError(f"slice {key.start}:{key.stop} along symbolic dim {dim} (axis {axis}) "
+                         "has a length symgrad cannot express (its bounds must count from the "
+                         "same end, or the stop from the end and the start from the front)")
+    return start, stop
+
+
 def getitem(x: Tensor, key) -> Tensor:
     """Basic slicing (ints, slices, ..., None) and indexing by an integer tensor along axis 0."""
     if isinstance(key, Tensor) or isinstance(key, (list, np.ndarray)):
@@ -429,9 +455,13 @@ def getitem(x: Tensor, key) -> Tensor:
             out_shape.append(1)
             continue
         dim = resolve_dim(x.shape[axis])
-        if isinstance(k, numbers.Integral):
-            if not isinstance(dim, int):
-                raise IndexError(f"cannot index symbolic dim {dim} with an integer")
+        if isinstance(dim, Sym) and (isinstance(k, numbers.Integral) or
+                                     (isinstance(k, slice) and k != slice(None))):
+            start, stop = _symbolic_bounds(dim, k, axis)
+            index.append((start, stop, 1))
+            if not isinstance(k, numbers.Integral):
+                out_shape.append(dim_sub(dim if stop is None else stop, start))
+        elif isinstance(k, numbers.Integral):
             if not -dim <= k < dim:
                 raise IndexError(f"index {k} is out of bounds for axis {axis} with size {dim}")
             k = int(k) % dim
@@ -441,11 +471,9 @@ def getitem(x: Tensor, key) -> Tensor:
                 start, stop, step = k.indices(dim)
                 index.append((start, stop, step))
                 out_shape.append(len(range(start, stop, step)))
-            elif k == slice(None):
+            else:
                 index.append(full_slice(dim))
                 out_shape.append(dim)
-            else:
-                raise IndexError(f"only a full slice (:) is supported on symbolic dim {dim}")
         else:
             raise IndexError(f"unsupported index {k!r}")
         axis += 1

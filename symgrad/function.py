@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from . import api as sg
-from .graph import (ShapeError, Sym, Tensor, dim_factors, format_graph, pinned_dims,
-                    product_name, resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
+from .graph import (ShapeError, Sym, Tensor, dim_name, format_graph, pinned_dims,
+                    plain_dims, resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -71,17 +71,18 @@ class SymSlot(int):
     """An output dim that is the call's value of symbolic dim number `self`."""
 
 
-class SlotProduct:
-    """An output dim that is `coef` times the call's values of the symbolic dims `slots`."""
+class SlotExpr:
+    """A derived dim in terms of the call's dims: `coef` times the values of `parts` (each a
+    SymSlot or a SlotExpr), plus `offset`.  5*n, B*T, n - 1 and B*(T - 1) are all of this form."""
 
-    def __init__(self, coef: int, slots: tuple):
-        self.coef, self.slots = coef, slots
+    def __init__(self, coef: int, parts: tuple, offset: int = 0):
+        self.coef, self.parts, self.offset = coef, parts, offset
 
     def value(self, dims) -> int:
         v = self.coef
-        for s in self.slots:
-            v *= dims[s]
-        return v
+        for p in self.parts:
+            v *= dims[p] if type(p) is SymSlot else p.value(dims)
+        return v + self.offset
 
 
 class InputSpec:
@@ -99,19 +100,19 @@ class InputSpec:
             root = d.find() if isinstance(d, Sym) else None
             if root is None:
                 continue
-            # a plain dim that stands for a product (5*z) is fixed through its factor z
-            for sym in [f.find() for f in root.factors] or [root]:
+            # a plain dim that stands for a derived one (5*z, z - 1) is fixed through z
+            for sym in plain_dims(root) if root.derived else [root]:
                 if sym in pin_sites:
                     other = pin_sites[sym]
                     value = next(v for s, v in other.dim_checks if s.find() is sym)
-                    product = product_name(root.coef, root.factors)
-                    self.pinned[axis] = ((f"; it is {product}, and " if root.factors else "; ")
+                    self.pinned[axis] = ((f"; it is {dim_name(root)}, and " if root.derived
+                                          else "; ")
                                          + f"{other.op}, built at {other.site}, fixes "
                                          f"{sym.name} to {value}")
                     break
         self.symbolic = [(axis, slot_of[d]) for axis, d in enumerate(self.shape) if d in slot_of]
-        # dims this input shares with a product of other inputs' dims (labels (m,) that met
-        # logits reshaped to (5*n, classes)): checked once every plain dim is bound
+        # dims this input shares with a product (or shift) of other inputs' dims (labels (m,)
+        # that met logits reshaped to (5*n, classes)): checked once every plain dim is bound
         self.products = [(axis, slot_dim(d)) for axis, d in enumerate(self.shape)
                          if isinstance(d, Sym) and d not in slot_of]
 
@@ -204,10 +205,11 @@ class Function:
         self.sym_slots: dict[Sym, int] = {}
         for x in self.inputs:
             for d in resolve_shape(x.shape):
-                if isinstance(d, Sym) and not d.factors and d not in self.sym_slots:
+                if isinstance(d, Sym) and not d.derived and d not in self.sym_slots:
                     self.sym_slots[d] = len(self.sym_slots)
-        self._derived = self._bind_products()
+        self._derived = self._bind_derived()
         self._check_bound(roots)
+        self._slice_bounds = self._slices_of_symbolic_dims(roots)
         self._specs = [InputSpec(x, self.sym_slots, pin_sites, self._slot_dim)
                        for x in self.inputs]
         self._product_inputs = [(i, spec) for i, spec in enumerate(self._specs) if spec.products]
@@ -227,27 +229,42 @@ class Function:
         self._running = threading.Lock()
         self._profiler = None  # the profiling build, made by the first profile()
 
-    def _bind_products(self) -> list:
-        """Slots for the symbolic dims that inputs have only inside products.  A product with one
-        such factor gives it: labels of shape (4*n,) alone give n = len / 4 (the call checks
-        it divides); with more (B*T), the product is bound as a whole.  Returns the derivations
-        [(input index, axis, factor's slot, the rest of the product)] in binding order."""
+    def _bind_derived(self) -> list:
+        """Slots for the symbolic dims that inputs have only inside products or shifts.  A
+        derived dim with one such plain dim, once, gives it: labels of shape (4*n,) alone give
+        n = len / 4, and (n - 1,) gives n = len + 1 (the call checks the division and the
+        sign); with more (B*T, n*n), the derived dim is bound as a whole.  Returns the
+        derivations [(input index, axis, the plain dim's slot, the derived dim)] in binding
+        order: the derived dim is linear in that slot."""
         derived = []
         for i, x in enumerate(self.inputs):
             for axis, d in enumerate(resolve_shape(x.shape)):
-                if not isinstance(d, Sym) or not d.factors or d in self.sym_slots:
+                if not isinstance(d, Sym) or not d.derived or d in self.sym_slots:
                     continue
-                unbound = [f for f in d.factors if f not in self.sym_slots]
+                unbound = [f for f in plain_dims(d) if f not in self.sym_slots]
                 if not unbound:
                     continue
                 if len(unbound) > 1:
                     self.sym_slots[d] = len(self.sym_slots)
                     continue
-                (factor,) = unbound
-                others = [self.sym_slots[f] for f in d.factors if f is not factor]
-                self.sym_slots[factor] = len(self.sym_slots)
-                derived.append((i, axis, self.sym_slots[factor], SlotProduct(d.coef, others)))
+                self.sym_slots[unbound[0]] = slot = len(self.sym_slots)
+                derived.append((i, axis, slot, self._slot_dim(d)))
         return derived
+
+    def _slices_of_symbolic_dims(self, roots) -> list:
+        """Slices whose bounds or axis are symbolic (x[1:], x[:-1], x[-3:] of n rows): their
+        start <= stop <= size is checked per call, since a graph's shapes are exact (numpy
+        would clamp x[-3:] of 2 rows to 2 rows; here that call is refused)."""
+        bounds = []
+        for node in topo_sort(roots):
+            if node.op not in ("slice", "unslice"):
+                continue
+            full = node.attr["shape"] if node.op == "unslice" else node.inputs[0].shape
+            for axis, ((start, stop, _), size) in enumerate(zip(node.attr["index"], full)):
+                parts = (start, size if stop is None else stop, size)
+                if any(isinstance(resolve_dim(p), Sym) for p in parts):
+                    bounds.append((node, axis, tuple(self._slot_dim(p) for p in parts)))
+        return bounds
 
     def _check_bound(self, roots):
         """Every symbolic dim of the graph must follow from the inputs' (else the step could
@@ -419,20 +436,44 @@ class Function:
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)  # a copy: the caller's array is never touched
             checked.append(a)
-        for i, axis, slot, rest in self._derived:
-            size, divisor = checked[i].shape[axis], rest.value(dims)
-            if (size % divisor if divisor else size):
+        for i, axis, slot, expr in self._derived:
+            size = checked[i].shape[axis]
+            dims[slot] = 0
+            constant = expr.value(dims)
+            dims[slot] = 1
+            step = expr.value(dims) - constant
+            if (size - constant) % step if step else size != constant:
+                spec = self._specs[i]
+                form = f"a multiple of {step}" if not constant else \
+                    f"{step}*k {'-' if constant < 0 else '+'} {abs(constant)} for some k >= 0"
+                raise ShapeError(f"input {spec.name!r}: axis {axis} has size {size}, but it is "
+                                 f"{spec.shape[axis]}: {form}")
+            dims[slot] = (size - constant) // step if step else 0
+            if dims[slot] < 0:
                 spec = self._specs[i]
                 raise ShapeError(f"input {spec.name!r}: axis {axis} has size {size}, but it is "
-                                 f"{spec.shape[axis]}: a multiple of {divisor}")
-            dims[slot] = size // divisor if divisor else 0
+                                 f"{spec.shape[axis]}, at least {constant}")
         for i, spec in self._product_inputs:
             for axis, product in spec.products:
                 if checked[i].shape[axis] != product.value(dims):
                     raise ShapeError(f"input {spec.name!r}: axis {axis} has size "
                                      f"{checked[i].shape[axis]}, but it is {spec.shape[axis]} = "
                                      f"{product.value(dims)} from the other inputs")
+        if self._slice_bounds:
+            self._check_slices(dims)
         return checked, dims
+
+    def _check_slices(self, dims):
+        for node, axis, parts in self._slice_bounds:
+            start, stop, size = (p if type(p) is int else dims[p] if type(p) is SymSlot
+                                 else p.value(dims) for p in parts)
+            if not 0 <= start <= stop <= size:
+                index = node.attr["index"][axis]
+                text = f"{index[0]}:{'' if index[1] is None else index[1]}"
+                raise ShapeError(f"{node.op} [{text}] along axis {axis} (built at {node.site}) "
+                                 f"needs 0 <= {start} <= {stop} <= {size} in this call: the "
+                                 f"axis is too short (numpy would clamp the slice; symgrad's "
+                                 f"shapes are exact)")
 
     @staticmethod
     def _convert(spec, value):
@@ -496,17 +537,18 @@ class Function:
         return outs
 
     def _slot_dim(self, d):
-        """A dim in terms of the call's dims: a number, a SymSlot, or a SlotProduct."""
+        """A dim in terms of the call's dims: a number, a SymSlot, or a SlotExpr."""
+        d = resolve_dim(d)
         if not isinstance(d, Sym):
             return int(d)
         if d in self.sym_slots:
             return SymSlot(self.sym_slots[d])
-        coef, factors = dim_factors(d)
-        for f in factors:
-            if f not in self.sym_slots:
-                raise ValueError(f"function: dim {d} is not bound by any input (no input has "
-                                 f"{f} as a dim)")
-        return SlotProduct(coef, tuple(self.sym_slots[f] for f in factors))
+        if d.base is not None:
+            return SlotExpr(1, (self._slot_dim(d.base),), d.offset)
+        if not d.factors:
+            raise ValueError(f"function: dim {d} is not bound by any input (no input has "
+                             f"{d} as a dim)")
+        return SlotExpr(d.coef, tuple(self._slot_dim(f) for f in d.factors))
 
     def output_shapes(self, dims) -> list:
         return [tuple(d if type(d) is int else dims[d] if type(d) is SymSlot else d.value(dims)

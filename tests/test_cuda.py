@@ -231,6 +231,29 @@ def test_a_product_of_symbolic_dims_runs_on_cuda(cuda):
                                    atol=1e-5)
 
 
+def test_slices_and_concatenation_of_a_symbolic_dim_run_on_cuda(cuda):
+    """x[1:] - x[:-1], x[-2:] and a roll along a (None, 3) batch: offsets that depend on the
+    batch size reach the kernels; the gradient equals numpy's."""
+    x = sg.placeholder("x", (None, 3), "float64")
+    diff = x[1:] - x[:-1]
+    rolled = sg.concatenate([x[1:], x[:1]])
+    cost = sg.sum(diff * diff) + sg.sum(x[-2:] * rolled[-2:])
+    fn = sg.function([x], [diff, rolled, sg.grad(cost, x)], backend="cuda")
+    for n in (2, 5):
+        a = np.random.default_rng(n).standard_normal((n, 3))
+        got_diff, got_rolled, got_grad = fn(a)
+        np.testing.assert_array_equal(got_diff, np.diff(a, axis=0))
+        np.testing.assert_array_equal(got_rolled, np.roll(a, -1, axis=0))
+        want = np.zeros_like(a)
+        d = np.diff(a, axis=0)
+        want[1:] += 2 * d
+        want[:-1] -= 2 * d
+        r = np.roll(a, -1, axis=0)
+        want[-2:] += r[-2:]
+        want[np.arange(n - 2, n) + 1 - n] += a[-2:]  # rolled[-2:] is x[-1] and x[0]
+        np.testing.assert_allclose(got_grad, want, rtol=1e-13, atol=1e-13)
+
+
 def test_out_arrays_are_filled(cuda):
     x = sg.placeholder("x", (None, 3))
     fn = sg.function([x], [x * 2, sg.sum(x)], backend="cuda")

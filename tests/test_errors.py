@@ -222,8 +222,14 @@ def test_indexing_errors():
     with pytest.raises(IndexError, match="a single ellipsis"):
         x[..., ...]
     b = sg.placeholder("b", (None, 3), "float64")
-    with pytest.raises(IndexError, match="cannot index symbolic dim"):
-        b[0]
+    with pytest.raises(IndexError, match=r"only step-1 slices .* symbolic dim b.shape\[0\] "
+                                         r"\(axis 0\), got step 2"):
+        b[::2]
+    with pytest.raises(IndexError, match="slice -3:5 along symbolic dim .* cannot express"):
+        b[-3:5]
+    with pytest.raises(sg.ShapeError, match=r"cannot concatenate sizes b.shape\[0\] and "
+                                            r"c.shape\[0\] along axis 0"):
+        sg.concatenate([b, sg.placeholder("c", (None, 3), "float64")])
 
 
 def test_dtype_errors_at_build_time():

@@ -456,6 +456,121 @@ def test_a_dim_no_input_determines_is_refused_at_build(backend, dim_name):
         sg.function([lab], lab.reshape(-1, x.shape[1]), backend=backend)
 
 
+# ---------------------------------------------------------------- slices of symbolic dims
+def _numeric_grad(f, v, eps=1e-6):
+    grad = np.zeros_like(v)
+    for i in np.ndindex(v.shape):
+        e = np.zeros_like(v)
+        e[i] = eps
+        grad[i] = (f(v + e) - f(v - e)) / (2 * eps)
+    return grad
+
+
+def test_slices_of_a_symbolic_dim(backend, dim_name):
+    """Differences, ends and windows of a signal of any length (x[1:] - x[:-1], x[-1], x[-3:],
+    x[1:-1], x[:2]): values and the gradient equal numpy's for several lengths."""
+    x = sg.placeholder("x", (dim_name("n"),), "float64")
+    diff = x[1:] - x[:-1]
+    assert str(diff.shape) == f"({x.shape[0]} - 1,)"
+    inner = x[1:-1]
+    cost = (sg.sum(diff * diff) + 2.0 * x[-1] + x[0] + sg.sum(sg.exp(x[-3:]))
+            + sg.sum(sg.sin(inner)) + sg.sum(x[:2] * x[-2:]))
+    (grad,) = sg.grad(cost, [x])
+
+    def reference(v):
+        return (np.sum(np.diff(v) ** 2) + 2 * v[-1] + v[0] + np.exp(v[-3:]).sum()
+                + np.sin(v[1:-1]).sum() + np.sum(v[:2] * v[-2:]))
+
+    fn = sg.function([x], [diff, inner, cost, grad], backend=backend)
+    rng = np.random.default_rng(0)
+    for n in (3, 4, 9, 40):
+        v = rng.standard_normal(n)
+        got_diff, got_inner, got_cost, got_grad = fn(v)
+        np.testing.assert_array_equal(got_diff, np.diff(v))
+        np.testing.assert_array_equal(got_inner, v[1:-1])
+        np.testing.assert_allclose(got_cost, reference(v), rtol=1e-13)
+        np.testing.assert_allclose(got_grad, _numeric_grad(reference, v), rtol=1e-7, atol=1e-7)
+
+
+def test_a_slice_longer_than_the_call_is_refused(backend):
+    """numpy clamps x[-3:] of 2 elements to 2; a graph's shapes are exact, so the call is
+    refused, naming the slice and where it was built, on every backend."""
+    x = sg.placeholder("x", (None,), "float64")
+    fn = sg.function([x], sg.sum(x[-3:]), backend=backend)
+    np.testing.assert_allclose(fn(np.arange(3.0)), 3.0)
+    tail = sg.function([x], x[2:], backend=backend)
+    assert tail(np.arange(2.0)).shape == (0,)  # x[2:] of two elements is empty, as in numpy
+    with pytest.raises(sg.ShapeError, match=r"slice \[x.shape\[0\] - 3:\] along axis 0 "
+                                            r"\(built at .*test_function.py:\d+\) needs "
+                                            r"0 <= -1 <= 2 <= 2"):
+        fn(np.arange(2.0))
+    with pytest.raises(sg.ShapeError, match=r"slice \[2:\]"):
+        tail(np.arange(1.0))
+
+
+def test_next_token_loss_over_symbolic_batch_and_length(backend):
+    """The language-model loss: inputs x[:, :-1], targets t[:, 1:], flattened to B*(T - 1)
+    rows; loss and weight gradient equal numpy's closed form for several (B, T)."""
+    x = sg.placeholder("x", ("B", "T", 4), "float64")
+    t = sg.placeholder("t", ("B", "T"), "int64")
+    rng = np.random.default_rng(1)
+    wv = rng.standard_normal((4, 3))
+    w = sg.shared(wv, name="w")
+    logits = (x[:, :-1] @ w).reshape(-1, 3)
+    targets = t[:, 1:].reshape(-1)
+    assert str(logits.shape[0]) == "B*(T - 1)" and targets.shape[0] is logits.shape[0]
+    loss = sg.cross_entropy(logits, targets)
+    (gw,) = sg.grad(loss, [w])
+    fn = sg.function([x, t], [loss, gw], backend=backend)
+    for b, tt in ((2, 5), (3, 2), (1, 7)):
+        xv, tv = rng.standard_normal((b, tt, 4)), rng.integers(0, 3, (b, tt))
+        z = xv[:, :-1].reshape(-1, 4) @ wv
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        onehot = np.eye(3)[tv[:, 1:].reshape(-1)]
+        got_loss, got_gw = fn(xv, tv)
+        np.testing.assert_allclose(got_loss, -np.log(p[onehot == 1]).mean(), rtol=1e-12)
+        np.testing.assert_allclose(got_gw, xv[:, :-1].reshape(-1, 4).T @ (p - onehot) / len(z),
+                                   rtol=1e-10, atol=1e-14)
+
+
+def test_concatenate_along_a_symbolic_dim(backend):
+    """n + n = 2n, n + 3, and (n - 1) + 1 = n (a roll): values and gradients; n + m is not a
+    dim and is refused when the graph is built."""
+    v = sg.placeholder("v", (None,), "float64")
+    rolled = sg.concatenate([v[1:], v[:1]])
+    twice = sg.concatenate([v, v])
+    padded = sg.concatenate([v, sg.constant(np.zeros(3))])
+    assert rolled.shape[0] is v.shape[0]
+    assert str(twice.shape) == "(2*v.shape[0],)" and str(padded.shape) == "(v.shape[0] + 3,)"
+    cost = sg.sum(rolled * sg.exp(rolled)) + sg.sum(twice ** 2) + sg.sum(sg.sin(padded))
+    (grad,) = sg.grad(cost, [v])
+    fn = sg.function([v], [rolled, twice, padded, grad], backend=backend)
+    for n in (1, 6):
+        x = np.random.default_rng(n).standard_normal(n)
+        got = fn(x)
+        np.testing.assert_array_equal(got[0], np.roll(x, -1))
+        np.testing.assert_array_equal(got[1], np.r_[x, x])
+        np.testing.assert_array_equal(got[2], np.r_[x, np.zeros(3)])
+        np.testing.assert_allclose(got[3], np.exp(x) * (1 + x) + 4 * x + np.cos(x), rtol=1e-13)
+
+
+def test_a_plain_dim_meeting_a_shifted_one(backend):
+    """z (None,) added to w[1:] stands for len(w) - 1: checked per call, and a function of z
+    alone with w's slice recovers len(w) = len(z) + 1."""
+    w = sg.placeholder("w", (None,), "float64")
+    z = sg.placeholder("z", (None,), "float64")
+    total = w[1:] + z
+    assert str(total.shape) == f"({w.shape[0]} - 1,)"
+    fn = sg.function([w, z], total, backend=backend)
+    np.testing.assert_array_equal(fn(np.arange(4.0), np.ones(3)), [2.0, 3.0, 4.0])
+    with pytest.raises(sg.ShapeError, match=r"input 'z': axis 0 has size 4, but it is "
+                                            r"w.shape\[0\] - 1 = 3"):
+        fn(np.arange(4.0), np.ones(4))
+    only_z = sg.function([z], sg.concatenate([z, z[:1]]) * 2, backend=backend)
+    np.testing.assert_array_equal(only_z(np.arange(3.0)), [0.0, 2.0, 4.0, 0.0])
+
+
 # ------------------------------------------------------------------------------ gradients
 def _run(inputs, outputs, *arrays, backend="numpy"):
     return sg.function(inputs, outputs, backend=backend)(*arrays)

@@ -7,7 +7,7 @@ exact without knowing the batch size.
 """
 from __future__ import annotations
 
-from ..graph import dim_factors, resolve_dim
+from ..graph import Sym, resolve_dim
 
 
 class Poly:
@@ -26,14 +26,20 @@ class Poly:
 
     @staticmethod
     def of_dim(dim, slots: dict) -> "Poly":
-        """The dim (an int, a symbolic dim, or a product of them) over the slots {Sym: k}
-        of the call's symbolic dims; KeyError names a dim no slot holds."""
-        if resolve_dim(dim) in slots:  # a dim bound as a whole, product or not
-            return Poly.var(slots[resolve_dim(dim)])
-        coef, factors = dim_factors(dim)
-        p = Poly.const(coef)
-        for f in factors:
-            p = p * Poly.var(slots[f])
+        """The dim (an int, a symbolic dim, a product or a shift) over the slots {Sym: k} of
+        the call's symbolic dims; KeyError names a dim no slot holds."""
+        dim = resolve_dim(dim)
+        if not isinstance(dim, Sym):
+            return Poly.const(dim)
+        if dim in slots:  # a dim bound as a whole, derived or not
+            return Poly.var(slots[dim])
+        if dim.base is not None:
+            return Poly.of_dim(dim.base, slots) + dim.offset
+        if not dim.factors:
+            raise KeyError(dim)
+        p = Poly.const(dim.coef)
+        for f in dim.factors:
+            p = p * Poly.of_dim(f, slots)
         return p
 
     def __add__(self, other):

@@ -604,7 +604,7 @@ def _broadcast_to(s: Schedule, node, view: View) -> View:
 def _slice(s: Schedule, node, view: View) -> View:
     offset, strides = view.offset, []
     for (start, stop, step), stride in zip(node.attr["index"], view.strides):
-        offset = offset + stride * start
+        offset = offset + stride * s.poly(start)
         strides.append(stride * step)
     return View(view.buffer, offset, s.shape_of(node), tuple(strides))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels import Literal, SpecialKernel, View
-from .poly import product
+from .poly import Poly, product
 from .schedule import literal_text
 
 
@@ -200,11 +200,9 @@ def one_hot(s, node):
 def concatenate(s, node):
     axis = node.attr["axis"]
     target = s.target_for(node)
-    start = 0
+    start = Poly.const(0)
     for part in node.inputs:
-        size = s.shape_of(part)[axis].value
-        index = [(0, None, 1)] * part.ndim
-        index[axis] = (start, start + size, 1)
+        size = s.shape_of(part)[axis]
         offset = target.offset + target.strides[axis] * start
         region = View(target.buffer, offset, s.shape_of(part), target.strides)
         s._store_value(part, s.values[part.id], region)
@@ -220,7 +218,7 @@ def unslice(s, node):
     region = target
     offset, strides = region.offset, []
     for (start, stop, step), stride in zip(node.attr["index"], region.strides):
-        offset = offset + stride * start
+        offset = offset + stride * s.poly(start)
         strides.append(stride * step)
     inner = View(target.buffer, offset, s.shape_of(node.inputs[0]), tuple(strides))
     s._store_value(node.inputs[0], s.values[node.inputs[0].id], inner)

@@ -6,8 +6,9 @@ from collections import Counter
 import numpy as np
 
 from .. import api as sg
-from ..graph import (DTYPES, Sym, broadcast_shapes, concrete_shape, dim_factors, dims_equal,
-                     resolve_dim, resolve_shape, shape_str, unify_dims)
+from ..graph import (DTYPES, Sym, broadcast_shapes, concrete_dim, concrete_shape, dim_add,
+                     dim_factors, dim_sub, dims_equal, resolve_dim, resolve_shape, shape_str,
+                     unify_dims)
 from . import Op, register
 
 
@@ -111,23 +112,30 @@ class BroadcastTo(ShapeOp):
 
 
 def numpy_index(index) -> tuple:
-    """numpy slices for normalized (start, stop, step) triples.  A negative step that runs to the
-    first element has stop -1 (as `slice.indices` gives it), which numpy would read as the last
-    element, so it becomes None."""
-    return tuple(slice(a, None if b is not None and b < 0 else b, c) for a, b, c in index)
+    """numpy slices for normalized (start, stop, step) triples, symbolic bounds given their
+    values in this call.  A negative step that runs to the first element has stop -1 (as
+    `slice.indices` gives it), which numpy would read as the last element, so it becomes None."""
+    return tuple(slice(concrete_dim(a), None if b is None or (isinstance(b, int) and b < 0)
+                       else concrete_dim(b), c) for a, b, c in index)
 
 
 @register
 class Slice(ShapeOp):
-    """Basic slicing: attrs `index` holds (start, stop, step) per axis, already normalized."""
+    """Basic slicing: attrs `index` holds (start, stop, step) per axis, already normalized.
+    Along a symbolic axis the step is 1, the bounds may be symbolic (x[-3:] starts at n - 3),
+    and a stop of None runs to the end."""
     name = "slice"
 
     def infer(self, inputs, attrs):
         (x,) = inputs
         shape = []
         for dim, (start, stop, step) in zip(x._shape, attrs["index"]):
-            if stop is None:  # a full slice of a symbolic dim
-                shape.append(dim)
+            if stop is None or isinstance(start, Sym) or isinstance(stop, Sym):
+                length = dim_sub(dim if stop is None else stop, start)
+                if length is None:
+                    raise self.error(f"slice {start}:{stop} of a dim of size {dim} has no "
+                                     "length symgrad can express")
+                shape.append(length)
             else:
                 shape.append(len(range(start, stop, step)))
         return tuple(shape), x.dtype
@@ -176,10 +184,12 @@ class Concatenate(ShapeOp):
                     raise self.error("shapes must agree except along axis "
                                      f"{axis}, got " + ", ".join(shape_str(i.shape)
                                                                   for i in inputs))
-            d = resolve_dim(t._shape[axis])
-            if not isinstance(d, int):
-                raise self.error("cannot concatenate along a symbolic dim")
-            total += d
+            total = dim_add(total, t._shape[axis])
+            if total is None:
+                raise self.error("cannot concatenate sizes "
+                                 + " and ".join(str(resolve_dim(i.shape[axis])) for i in inputs)
+                                 + f" along axis {axis}: their sum is not a dim symgrad can "
+                                 "express (a product of symbolic dims plus a constant)")
         shape = list(first._shape)
         shape[axis] = total
         return tuple(shape), first.dtype
@@ -190,11 +200,11 @@ class Concatenate(ShapeOp):
     def grad(self, node, g):
         axis, start, grads = node.attr["axis"], 0, []
         for t in node.inputs:
-            size = resolve_dim(t._shape[axis])
-            index = tuple((start, start + size, 1) if i == axis else full_slice(d)
+            stop = dim_add(start, t._shape[axis])
+            index = tuple((start, stop, 1) if i == axis else full_slice(d)
                           for i, d in enumerate(t.shape))
             grads.append(sg.apply("slice", g, index=index))
-            start += size
+            start = stop
         return grads
 
 
