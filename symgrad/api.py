@@ -405,6 +405,19 @@ def take(x, indices, axis=None) -> Tensor:
     return apply("take", x, indices, axis=_axes(x, axis, "take")[0])
 
 
+def arange(n, dtype="int64") -> Tensor:
+    """[0, 1, ..., n - 1] as numpy's `arange(n)`; n is an int or a dim, so `arange(x.shape[1])`
+    follows a symbolic sequence length."""
+    dtype = as_dtype(dtype)
+    if isinstance(n, Sym):
+        n = resolve_dim(n)
+    if isinstance(n, Sym):
+        return apply("arange", n=n, dtype=dtype.name)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"arange: n must be a non-negative int or a dim, got {n!r}")
+    return constant(np.arange(int(n), dtype=dtype))
+
+
 def one_hot(labels, depth: int, dtype="float32") -> Tensor:
     return apply("one_hot", as_tensor(labels), depth=int(depth), dtype=as_dtype(dtype).name)
 
@@ -624,6 +637,6 @@ __all__ = [
     "less_equal", "greater", "greater_equal", "equal", "not_equal", "where", "clip", "sum",
     "mean", "max", "min", "amax", "amin", "argmax", "logsumexp", "size_of", "reshape",
     "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack", "take",
-    "one_hot", "matmul", "dot", "softmax", "log_softmax", "cross_entropy",
+    "one_hot", "arange", "matmul", "dot", "softmax", "log_softmax", "cross_entropy",
     "binary_cross_entropy", "mse", "zeros_like", "ones_like",
 ]

@@ -239,12 +239,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None) -
     scores = sg.matmul(q, kt) * float(scale)          # (..., Tq, Tk)
     lowest = float(np.finfo(scores.dtype).min) / 2    # finite: masked rows stay NaN-free
     if causal:
-        tq, tk = (resolve_dim(scores.shape[-2]), resolve_dim(scores.shape[-1]))
-        if not (isinstance(tq, int) and isinstance(tk, int)):
-            raise ShapeError(f"{op}: causal attention needs static sequence lengths, got scores "
-                             f"{shape_str(scores.shape)}" + user_site())
-        keep = np.tril(np.ones((tq, tk), dtype=bool))
-        scores = sg.where(sg.constant(keep), scores, lowest)
+        # query i keeps keys j <= i; positions come from arange, so a symbolic length works
+        keep = sg.arange(scores.shape[-2])[:, None] >= sg.arange(scores.shape[-1])
+        scores = sg.where(keep, scores, lowest)
     if mask is not None:
         mask = sg.as_tensor(mask)
         if mask.dtype == np.dtype(bool):

@@ -254,6 +254,19 @@ def test_slices_and_concatenation_of_a_symbolic_dim_run_on_cuda(cuda):
         np.testing.assert_allclose(got_grad, want, rtol=1e-13, atol=1e-13)
 
 
+def test_causal_attention_over_a_symbolic_length_runs_on_cuda(cuda):
+    """The causal mask of a symbolic sequence length comes from arange kernels."""
+    q = sg.placeholder("q", (None, "T", 4), "float64")
+    y = sg.scaled_dot_product_attention(q, q, q, causal=True)
+    outputs = [y, sg.grad(sg.sum(sg.sin(y)), q)]
+    on_cuda = sg.function([q], outputs, backend="cuda")
+    reference = sg.function([q], outputs, backend="numpy")
+    for b, t in ((2, 5), (1, 1)):
+        a = np.random.default_rng(t).standard_normal((b, t, 4))
+        for got, want in zip(on_cuda(a), reference(a)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
 def test_out_arrays_are_filled(cuda):
     x = sg.placeholder("x", (None, 3))
     fn = sg.function([x], [x * 2, sg.sum(x)], backend="cuda")

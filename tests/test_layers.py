@@ -415,6 +415,50 @@ def test_attention_masked_rows_give_no_nan(dtype, backend):
             np.testing.assert_allclose(out[0][:, 0], va[:, 0], **TOL[dtype])
 
 
+@pytest.mark.parametrize("case", ["causal", "causal-rect"])
+def test_causal_attention_over_a_symbolic_sequence_length(case, backend):
+    """Causal attention with the batch and both sequence lengths symbolic: one function serves
+    every length (the mask comes from arange), equal to the reference, with gradients equal
+    to those of the function built for the static lengths."""
+    qa, ka, va, kw = attention_args(case, "float64")
+    lead = qa.shape[:-2]
+    q = sg.placeholder("q", (None,) + lead[1:] + ("Tq", qa.shape[-1]), "float64")
+    k = sg.placeholder("k", (None,) + lead[1:] + ("Tk", ka.shape[-1]), "float64")
+    v = sg.placeholder("v", (None,) + lead[1:] + ("Tk", va.shape[-1]), "float64")
+    weights = np.random.default_rng(3).standard_normal(va.shape[-1])
+
+    def cost(y):  # an adjoint that differs per element, for any lengths
+        return sg.sum(sg.sin(y) * weights)
+
+    y = sg.scaled_dot_product_attention(q, k, v, **kw)
+    fn = sg.function([q, k, v], [y] + sg.grad(cost(y), [q, k, v]), backend=backend)
+    for cut in (0, 1):  # the full lengths, then one step shorter
+        tq, tk = qa.shape[-2] - cut, ka.shape[-2] - cut
+        args = (qa[..., :tq, :], ka[..., :tk, :], va[..., :tk, :])
+        got = fn(*args)
+        np.testing.assert_allclose(got[0], ref_attention(*args, **kw), **TOL["float64"])
+        qs, ks, vs = (sg.placeholder(n, a.shape, "float64") for n, a in zip("qkv", args))
+        ys = sg.scaled_dot_product_attention(qs, ks, vs, **kw)
+        want = sg.function([qs, ks, vs], sg.grad(cost(ys), [qs, ks, vs]),
+                           backend=backend)(*args)
+        for g, w in zip(got[1:], want):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def test_arange_follows_a_symbolic_dim(backend):
+    x = sg.placeholder("x", (None, 3), "float64")
+    positions = sg.arange(x.shape[0], dtype="float64")
+    fn = sg.function([x], [positions, sg.sum(x * positions[:, None])], backend=backend)
+    for n in (0, 1, 5):
+        xv = np.random.default_rng(n).standard_normal((n, 3))
+        got_pos, got_sum = fn(xv)
+        np.testing.assert_array_equal(got_pos, np.arange(n, dtype=np.float64))
+        np.testing.assert_allclose(got_sum, np.sum(xv * np.arange(n)[:, None]), rtol=1e-13)
+    np.testing.assert_array_equal(sg.function([], sg.arange(4))(), np.arange(4))
+    with pytest.raises(ValueError, match="arange: n must be a non-negative int or a dim"):
+        sg.arange(-1)
+
+
 def test_attention_errors():
     q = sg.placeholder("q", (None, 4))
     with pytest.raises(sg.ShapeError, match=r"matmul.*inner dims"):

@@ -197,6 +197,10 @@ def one_hot(s, node):
                 depth=str(node.attr["depth"]))
 
 
+def arange(s, node):
+    return emit(s, node, "arange", [], s.target_for(node), n=s.poly(node.attr["n"]).c())
+
+
 def concatenate(s, node):
     axis = node.attr["axis"]
     target = s.target_for(node)
@@ -230,6 +234,6 @@ RULES = {"softmax": row_op, "log_softmax": row_op, "logsumexp": logsumexp,
          "softmax_cross_entropy": cross_entropy,
          "softmax_cross_entropy_grad": cross_entropy_grad, "take": take,
          "random_uniform": random_uniform, "scatter_add": scatter_add,
-         "one_hot": one_hot, "concatenate": concatenate, "unslice": unslice,
+         "one_hot": one_hot, "arange": arange, "concatenate": concatenate, "unslice": unslice,
          "window_max": window_max, "window_max_grad": window_max_grad}
 

@@ -259,6 +259,19 @@ class ScatterAdd(Op):
 
 
 @register
+class Arange(Op):
+    """0, 1, ..., n - 1 for a symbolic n (a static n is a constant instead): positions along a
+    sequence of any length, e.g. for a causal mask."""
+    name, kind, differentiable = "arange", "special", False
+
+    def infer(self, inputs, attrs):
+        return (attrs["n"],), DTYPES[attrs["dtype"]]
+
+    def numpy(self, attrs):
+        return np.arange(concrete_dim(attrs["n"]), dtype=attrs["dtype"])
+
+
+@register
 class OneHot(Op):
     """labels (ints) -> (..., depth) of 0/1; labels outside [0, depth) give a row of zeros."""
     name, kind, differentiable = "one_hot", "special", False
