@@ -434,8 +434,8 @@ def _symbolic_bounds(dim, key, axis) -> tuple:
         start = bound(key)
         return start, dim_add(start, 1)
     if key.step is not None and operator.index(key.step) != 1:
-        raise IndexError(f"only step-1 slices are supported along symbolic dim {dim} (axis "
-                         f"{axis}), got step {key.step}")
+        raise IndexError(f"only step-1 slices and the full reversal [::-1] are supported along "
+                         f"symbolic dim {dim} (axis {axis}), got {key.start}:{key.stop}:{key.step}")
     start = 0 if key.start is None else bound(key.start)
     stop = None if key.stop is None else bound(key.stop)
     if isinstance(start, int) and isinstance(stop, int) and stop <= start:
@@ -468,8 +468,11 @@ def getitem(x: Tensor, key) -> Tensor:
             out_shape.append(1)
             continue
         dim = resolve_dim(x.shape[axis])
-        if isinstance(dim, Sym) and (isinstance(k, numbers.Integral) or
-                                     (isinstance(k, slice) and k != slice(None))):
+        if isinstance(dim, Sym) and k == slice(None, None, -1):  # reversed: always in bounds
+            index.append((sym_shift(dim, -1), None, -1))
+            out_shape.append(dim)
+        elif isinstance(dim, Sym) and (isinstance(k, numbers.Integral) or
+                                       (isinstance(k, slice) and k != slice(None))):
             start, stop = _symbolic_bounds(dim, k, axis)
             index.append((start, stop, 1))
             if not isinstance(k, numbers.Integral):

@@ -260,7 +260,9 @@ class Function:
             if node.op not in ("slice", "unslice"):
                 continue
             full = node.attr["shape"] if node.op == "unslice" else node.inputs[0].shape
-            for axis, ((start, stop, _), size) in enumerate(zip(node.attr["index"], full)):
+            for axis, ((start, stop, step), size) in enumerate(zip(node.attr["index"], full)):
+                if step == -1 and stop is None:
+                    continue  # the whole axis reversed
                 parts = (start, size if stop is None else stop, size)
                 if any(isinstance(resolve_dim(p), Sym) for p in parts):
                     bounds.append((node, axis, tuple(self._slot_dim(p) for p in parts)))

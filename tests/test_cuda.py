@@ -232,16 +232,17 @@ def test_a_product_of_symbolic_dims_runs_on_cuda(cuda):
 
 
 def test_slices_and_concatenation_of_a_symbolic_dim_run_on_cuda(cuda):
-    """x[1:] - x[:-1], x[-2:] and a roll along a (None, 3) batch: offsets that depend on the
-    batch size reach the kernels; the gradient equals numpy's."""
+    """x[1:] - x[:-1], x[-2:], a roll and a reversal along a (None, 3) batch: offsets that
+    depend on the batch size reach the kernels; the gradient equals numpy's."""
     x = sg.placeholder("x", (None, 3), "float64")
     diff = x[1:] - x[:-1]
     rolled = sg.concatenate([x[1:], x[:1]])
     cost = sg.sum(diff * diff) + sg.sum(x[-2:] * rolled[-2:])
-    fn = sg.function([x], [diff, rolled, sg.grad(cost, x)], backend="cuda")
+    fn = sg.function([x], [diff, rolled, sg.grad(cost, x), x[::-1]], backend="cuda")
     for n in (2, 5):
         a = np.random.default_rng(n).standard_normal((n, 3))
-        got_diff, got_rolled, got_grad = fn(a)
+        got_diff, got_rolled, got_grad, got_reversed = fn(a)
+        np.testing.assert_array_equal(got_reversed, a[::-1])
         np.testing.assert_array_equal(got_diff, np.diff(a, axis=0))
         np.testing.assert_array_equal(got_rolled, np.roll(a, -1, axis=0))
         want = np.zeros_like(a)

@@ -222,9 +222,12 @@ def test_indexing_errors():
     with pytest.raises(IndexError, match="a single ellipsis"):
         x[..., ...]
     b = sg.placeholder("b", (None, 3), "float64")
-    with pytest.raises(IndexError, match=r"only step-1 slices .* symbolic dim b.shape\[0\] "
-                                         r"\(axis 0\), got step 2"):
+    with pytest.raises(IndexError, match=r"only step-1 slices and the full reversal \[::-1\] "
+                                         r".* symbolic dim b.shape\[0\] \(axis 0\), got "
+                                         r"None:None:2"):
         b[::2]
+    with pytest.raises(IndexError, match="got 3:None:-1"):
+        b[3::-1]
     with pytest.raises(IndexError, match="slice -3:5 along symbolic dim .* cannot express"):
         b[-3:5]
     with pytest.raises(sg.ShapeError, match=r"cannot concatenate sizes b.shape\[0\] and "

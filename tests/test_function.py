@@ -492,6 +492,26 @@ def test_slices_of_a_symbolic_dim(backend, dim_name):
         np.testing.assert_allclose(got_grad, _numeric_grad(reference, v), rtol=1e-7, atol=1e-7)
 
 
+def test_reversing_a_symbolic_axis(backend):
+    """x[::-1] along a symbolic axis (a backward sequence), at lengths 0, 1 and 6, with the
+    gradient of a cost that mixes the reversed and the plain order."""
+    x = sg.placeholder("x", (None, 3), "float64")
+    weights = np.array([1.0, -2.0, 0.5])
+    reversed_x = x[::-1]
+    assert reversed_x.shape[0] is x.shape[0]
+    cost = sg.sum(sg.sin(reversed_x) * weights) + sg.sum(sg.exp(reversed_x) * x)
+    (grad,) = sg.grad(cost, [x])
+    fn = sg.function([x], [reversed_x, grad], backend=backend)
+
+    for n in (0, 1, 6):
+        v = np.random.default_rng(n).standard_normal((n, 3))
+        got_reversed, got_grad = fn(v)
+        np.testing.assert_array_equal(got_reversed, v[::-1])
+        # d/dx_j of sum_i exp(x_{n-1-i}) x_i is exp(x_{n-1-j}) + x_{n-1-j} exp(x_j)
+        want = np.cos(v) * weights + np.exp(v[::-1]) + v[::-1] * np.exp(v)
+        np.testing.assert_allclose(got_grad, want, rtol=1e-13)
+
+
 def test_a_slice_longer_than_the_call_is_refused(backend):
     """numpy clamps x[-3:] of 2 elements to 2; a graph's shapes are exact, so the call is
     refused, naming the slice and where it was built, on every backend."""

@@ -123,14 +123,16 @@ def numpy_index(index) -> tuple:
 class Slice(ShapeOp):
     """Basic slicing: attrs `index` holds (start, stop, step) per axis, already normalized.
     Along a symbolic axis the step is 1, the bounds may be symbolic (x[-3:] starts at n - 3),
-    and a stop of None runs to the end."""
+    and a stop of None runs to the end; or the axis is reversed whole: (n - 1, None, -1)."""
     name = "slice"
 
     def infer(self, inputs, attrs):
         (x,) = inputs
         shape = []
         for dim, (start, stop, step) in zip(x._shape, attrs["index"]):
-            if stop is None or isinstance(start, Sym) or isinstance(stop, Sym):
+            if step == -1 and stop is None:
+                shape.append(dim)
+            elif stop is None or isinstance(start, Sym) or isinstance(stop, Sym):
                 length = dim_sub(dim if stop is None else stop, start)
                 if length is None:
                     raise self.error(f"slice {start}:{stop} of a dim of size {dim} has no "
