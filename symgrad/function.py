@@ -261,8 +261,8 @@ class Function:
                 continue
             full = node.attr["shape"] if node.op == "unslice" else node.inputs[0].shape
             for axis, ((start, stop, step), size) in enumerate(zip(node.attr["index"], full)):
-                if step == -1 and stop is None:
-                    continue  # the whole axis reversed
+                if stop is None and (step == -1 or (step == 1 and start == 0)):
+                    continue  # the whole axis, in order or reversed
                 parts = (start, size if stop is None else stop, size)
                 if any(isinstance(resolve_dim(p), Sym) for p in parts):
                     bounds.append((node, axis, tuple(self._slot_dim(p) for p in parts)))
