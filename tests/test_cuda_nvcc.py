@@ -130,6 +130,21 @@ def _layers():
     return _fn([q, k, v], [att, ln, causal] + sg.grad(loss, [q, k, v]))
 
 
+def _symbolic_slices():
+    """Slices, a roll, a reversal and arange along symbolic axes (offsets that are polynomials
+    of the call's dims), and causal attention over a symbolic length."""
+    x = sg.placeholder("x", ("nvcc_slice_n", 3), "float64")
+    q = sg.placeholder("q", ("nvcc_slice_b", "nvcc_slice_t", 4))
+    diff = x[1:] - x[:-1]
+    rolled = sg.concatenate([x[1:], x[:1]])
+    positions = sg.arange(x.shape[0], dtype="float64")
+    causal = sg.layers.scaled_dot_product_attention(q, q, q, causal=True)
+    loss = (sg.sum(diff * diff) + sg.sum(rolled * x[::-1])
+            + sg.sum(x[-1]) * sg.sum(positions[-2:]))
+    return _fn([x, q], [diff, rolled, positions, causal] + sg.grad(loss, [x])
+               + sg.grad(sg.sum(causal * causal), [q]))
+
+
 def _sources() -> dict[str, str]:
     sources = {}
     for name, builder in cuda_cases.value_chunks() + cuda_cases.gradient_chunks():
@@ -142,7 +157,8 @@ def _sources() -> dict[str, str]:
         sources[f"matmul_{dt}"] = cuda.source_for(_matmuls(dt))
         sources[f"row_ops_{dt}"] = cuda.source_for(_row_ops(dt))
     for name, make in [("cross_entropy", _cross_entropy), ("reductions", _reductions),
-                       ("random", _random), ("conv", _conv), ("layers", _layers)]:
+                       ("random", _random), ("conv", _conv), ("layers", _layers),
+                       ("symbolic_slices", _symbolic_slices)]:
         sources[name] = cuda.source_for(make())
     gather = _gather()
     sources["gather"] = cuda.source_for(gather)
