@@ -405,17 +405,25 @@ def take(x, indices, axis=None) -> Tensor:
     return apply("take", x, indices, axis=_axes(x, axis, "take")[0])
 
 
-def arange(n, dtype="int64") -> Tensor:
-    """[0, 1, ..., n - 1] as numpy's `arange(n)`; n is an int or a dim, so `arange(x.shape[1])`
-    follows a symbolic sequence length."""
-    dtype = as_dtype(dtype)
-    if isinstance(n, Sym):
-        n = resolve_dim(n)
-    if isinstance(n, Sym):
-        return apply("arange", n=n, dtype=dtype.name)
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"arange: n must be a non-negative int or a dim, got {n!r}")
-    return constant(np.arange(int(n), dtype=dtype))
+def arange(start, stop=None, step=None, *, dtype=None) -> Tensor:
+    """numpy's `arange([start,] stop[, step])`.  `arange(n)` also takes a symbolic dim, so
+    `arange(x.shape[1])` follows a sequence length given per call (int64 unless `dtype` says
+    otherwise); with numbers it is a constant, of numpy's dtype for them."""
+    if stop is None:
+        start, stop = 0, start
+    if isinstance(stop, Sym) and isinstance(resolve_dim(stop), Sym):
+        if start != 0 or step not in (None, 1):
+            raise ValueError(f"arange: a symbolic stop ({stop}) takes start 0 and step 1, got "
+                             f"start {start} and step {step}")
+        return apply("arange", n=resolve_dim(stop), dtype=as_dtype(dtype or "int64").name)
+    stop = resolve_dim(stop)
+    for name, v in (("start", start), ("stop", stop), ("step", step)):
+        if v is not None and (isinstance(v, (bool, Sym)) or not isinstance(v, numbers.Real)):
+            raise TypeError(f"arange: {name} must be a number (or stop a dim), got {v!r}")
+    values = np.arange(start, stop, 1 if step is None else step,
+                       dtype=None if dtype is None else as_dtype(dtype))
+    return constant(values if dtype is not None or values.dtype.kind != "f"
+                    else values.astype(np.float64))
 
 
 def one_hot(labels, depth: int, dtype="float32") -> Tensor:

@@ -454,9 +454,15 @@ def test_arange_follows_a_symbolic_dim(backend):
         got_pos, got_sum = fn(xv)
         np.testing.assert_array_equal(got_pos, np.arange(n, dtype=np.float64))
         np.testing.assert_allclose(got_sum, np.sum(xv * np.arange(n)[:, None]), rtol=1e-13)
-    np.testing.assert_array_equal(sg.function([], sg.arange(4))(), np.arange(4))
-    with pytest.raises(ValueError, match="arange: n must be a non-negative int or a dim"):
-        sg.arange(-1)
+    for args in [(4,), (2, 9), (9, 2, -3), (0.5, 3)]:  # numbers: numpy's values and dtype
+        got = sg.function([], sg.arange(*args))()
+        np.testing.assert_array_equal(got, np.arange(*args))
+        assert got.dtype == np.arange(*args).dtype
+    assert sg.arange(3, dtype="float32").dtype == np.float32
+    with pytest.raises(ValueError, match="arange: a symbolic stop .* takes start 0 and step 1"):
+        sg.arange(1, x.shape[0])
+    with pytest.raises(TypeError, match="arange: start must be a number"):
+        sg.arange(x.shape[0], 5)
 
 
 def test_attention_errors():
