@@ -2,6 +2,8 @@
 `sg.grad` semantics (fan-out, unrelated wrt, integer paths, gradients of gradients)."""
 from __future__ import annotations
 
+import inspect
+
 import re
 
 import numpy as np
@@ -526,6 +528,18 @@ def test_a_slice_longer_than_the_call_is_refused(backend):
         fn(np.arange(2.0))
     with pytest.raises(sg.ShapeError, match=r"slice \[2:\]"):
         tail(np.arange(1.0))
+
+
+def test_an_optimized_slice_keeps_the_users_line_in_errors(backend):
+    """CSE rebuilds x[::-1][1:] over the one x[::-1] it keeps: the rebuilt slice's error still
+    names the user's line, not the sg.function call's."""
+    x = sg.placeholder("x", (None, 3), "float64")
+    outs = [x[::-1], x[::-1][1:]]
+    line = inspect.currentframe().f_lineno - 1
+    fn = sg.function([x], outs, backend=backend)
+    with pytest.raises(sg.ShapeError, match=rf"slice \[1:\] along axis 0 \(built at "
+                                            rf"test_function.py:{line}\)"):
+        fn(np.zeros((0, 3)))
 
 
 def test_next_token_loss_over_symbolic_batch_and_length(backend):

@@ -79,7 +79,7 @@ class Rule:
         if out.dtype != node.dtype:
             from .. import api as sg
             out = sg.cast(out, node.dtype)
-        return out
+        return keep_site(out, node)
 
     def __repr__(self):
         return f"<rule {self.name}>"
@@ -88,7 +88,15 @@ class Rule:
 def rebuild(node: Tensor, inputs) -> Tensor:
     if all(a is b for a, b in zip(inputs, node.inputs)):
         return node
-    return apply(node.op, *inputs, name=node.name, **node.attr)
+    return keep_site(apply(node.op, *inputs, name=node.name, **node.attr), node)
+
+
+def keep_site(new: Tensor, old: Tensor) -> Tensor:
+    """A node a pass builds in place of the user's keeps the user's source line (errors name
+    it), not the line of the `sg.function` call that ran the pass."""
+    if new.id > old.id:
+        object.__setattr__(new, "site", old.site)
+    return new
 
 
 def rewrite(roots, rules, protect=(), max_steps=16, log=None):
