@@ -62,18 +62,22 @@ void w2(int64_t n, float *restrict out, const float *restrict x, const float *re
 """
 
 
+def c_call(lib, name, arrays, *extra):
+    """`lib.name(n, <float pointers of arrays>, *extra)` as a zero-argument call, n the arrays'
+    length.  The pointers are raw, so the call keeps the arrays alive."""
+    pointers = [lib.ffi.cast("float *", a.ctypes.data) for a in arrays]
+    fn, n = getattr(lib.lib, name), arrays[0].size
+
+    def call(keep=arrays):
+        return fn(n, *pointers, *extra)
+    return call
+
+
 def handwritten(name, out, x, g):
     """A call of the hand-written loop `name` (w1 or w2) on these arrays."""
     lib = build.load_library(HANDWRITTEN, "void w1(int64_t, float *, const float *, const float *);"
                                           "void w2(int64_t, float *, const float *, const float *);")
-    ffi = lib.ffi
-    po, px, pg = (ffi.cast("float *", a.ctypes.data) for a in (out, x, g))
-    fn = getattr(lib.lib, name)
-    keep = (out, x, g)  # the pointers are raw: the arrays must outlive the calls
-
-    def call():
-        return fn(keep[1].size, po, px, pg)
-    return call
+    return c_call(lib, name, (out, x, g))
 
 
 def triad(n):
@@ -81,18 +85,13 @@ def triad(n):
     W2 on n elements do)."""
     lib = build.load_library(TRIAD, "void triad(int64_t, float *, const float *, const float *, "
                                     "float);")
-    arrays = [np.ones(n, np.float32) for _ in range(3)]
-    pa, pb, pc = (lib.ffi.cast("float *", arr.ctypes.data) for arr in arrays)
-
-    def call(keep=arrays):  # the pointers are raw: the arrays must outlive the calls
-        return lib.lib.triad(n, pa, pb, pc, 3.0)
-    return call
+    return c_call(lib, "triad", [np.ones(n, np.float32) for _ in range(3)], 3.0)
 
 
 def fraction_report(title, med, nbytes, kernels=None):
     """Each system's bytes per second as a fraction of the triad's, timed in the same run."""
     bandwidth = nbytes / med["triad"]
-    extra = {k: f"{nbytes / v / bandwidth:.2f} of triad bandwidth" for k, v in med.items()}
+    extra = {k: f"{med['triad'] / v:.2f} of triad bandwidth" for k, v in med.items()}
     report(title + f" [triad {bandwidth / 1e9:.1f} GB/s on {os.cpu_count()} cores]"
            + (f" [symgrad: {kernels}]" if kernels is not None else ""), med,
            "numpy", extra=extra)

@@ -51,8 +51,9 @@ def sgemm_systems() -> dict:
 def split_peak(med: dict) -> float:
     """Takes the sgemm timings out of `med`; returns the peak (flop/s) they give."""
     rates = {k: PEAK_FLOPS / med.pop(k) for k in [k for k in med if k.startswith("sgemm")]}
-    print("\n== sgemm 2048^3 float32, all cores, same run: " + ", ".join(
-        f"{k[13:]} {r / 1e9:.1f} GFLOP/s" for k, r in rates.items()) + " (the peak: the faster)")
+    print("\n== sgemm 2048^3 float32, all cores, same run: "
+          + ", ".join(f"{k.removeprefix('sgemm 2048^3 ')} {r / 1e9:.1f} GFLOP/s"
+                      for k, r in rates.items()) + " (the peak: the faster)")
     return max(rates.values())
 
 

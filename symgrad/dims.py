@@ -394,16 +394,6 @@ def shapes_equal(s1, s2) -> bool:
     return len(s1) == len(s2) and all(dims_equal(a, b) for a, b in zip(s1, s2))
 
 
-def static_size(shape):
-    """Product of the dims, or None if any is symbolic."""
-    n = 1
-    for d in resolve_shape(shape):
-        if not isinstance(d, int):
-            return None
-        n *= d
-    return n
-
-
 def shape_str(shape) -> str:
     dims = ", ".join(str(resolve_dim(d)) for d in shape)
     return f"({dims}{',' if len(shape) == 1 else ''})"

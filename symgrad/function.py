@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from . import api as sg
+from .ops.shape import whole_axis
 from .graph import (ShapeError, Sym, Tensor, dim_name, format_graph, pinned_dims,
                     plain_dims, resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
 
@@ -71,6 +72,11 @@ class SymSlot(int):
     """An output dim that is the call's value of symbolic dim number `self`."""
 
 
+def slot_value(d, dims) -> int:
+    """The call's value of a dim from `Function._slot_dim`: a number, a SymSlot or a SlotExpr."""
+    return d if type(d) is int else dims[d] if type(d) is SymSlot else d.value(dims)
+
+
 class SlotExpr:
     """A derived dim in terms of the call's dims: `coef` times the values of `parts` (each a
     SymSlot or a SlotExpr), plus `offset`.  5*n, B*T, n - 1 and B*(T - 1) are all of this form."""
@@ -81,7 +87,7 @@ class SlotExpr:
     def value(self, dims) -> int:
         v = self.coef
         for p in self.parts:
-            v *= dims[p] if type(p) is SymSlot else p.value(dims)
+            v *= slot_value(p, dims)
         return v + self.offset
 
 
@@ -261,8 +267,8 @@ class Function:
                 continue
             full = node.attr["shape"] if node.op == "unslice" else node.inputs[0].shape
             for axis, ((start, stop, step), size) in enumerate(zip(node.attr["index"], full)):
-                if stop is None and (step == -1 or (step == 1 and start == 0)):
-                    continue  # the whole axis, in order or reversed
+                if whole_axis((start, stop, step)):
+                    continue
                 parts = (start, size if stop is None else stop, size)
                 if any(isinstance(resolve_dim(p), Sym) for p in parts):
                     bounds.append((node, axis, tuple(self._slot_dim(p) for p in parts)))
@@ -467,8 +473,7 @@ class Function:
 
     def _check_slices(self, dims):
         for node, axis, parts in self._slice_bounds:
-            start, stop, size = (p if type(p) is int else dims[p] if type(p) is SymSlot
-                                 else p.value(dims) for p in parts)
+            start, stop, size = (slot_value(p, dims) for p in parts)
             if not 0 <= start <= stop <= size:
                 index = node.attr["index"][axis]
                 text = f"{index[0]}:{'' if index[1] is None else index[1]}"
@@ -553,8 +558,7 @@ class Function:
         return SlotExpr(d.coef, tuple(self._slot_dim(f) for f in d.factors))
 
     def output_shapes(self, dims) -> list:
-        return [tuple(d if type(d) is int else dims[d] if type(d) is SymSlot else d.value(dims)
-                      for d in spec)
+        return [tuple(slot_value(d, dims) for d in spec)
                 for _, spec in self._out_specs]
 
     def __repr__(self):

@@ -15,7 +15,7 @@ import numpy as np
 from .dims import (ShapeError, Sym, bind_dims, concrete_dim, concrete_shape, dim_add,  # noqa: F401
                    dim_factors, dim_name, dim_sub, dim_value, dims_equal, dims_transaction,
                    named_sym, pinned_dims, plain_dims, resolve_dim, resolve_shape, shape_str,
-                   shapes_equal, static_size, sym_product, sym_shift, unbind_dims, unify_dims)
+                   shapes_equal, sym_product, sym_shift, unbind_dims, unify_dims)
 
 DTYPES = {name: np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}
 FLOAT_DTYPES = (DTYPES["float32"], DTYPES["float64"])

@@ -33,6 +33,10 @@ __all__ = ["sgd", "rmsprop", "adam", "adamw", "clip_by_global_norm", "global_nor
 
 
 # ---------------------------------------------------------------------------- helpers
+# the last part of each state tensor's name (save_params's duplicate-name hint reads them)
+STATE_SLOTS = ("velocity", "sq_avg", "m", "v", "step")
+
+
 def _param_label(p, i):
     return p.name or f"param{i}"
 

@@ -17,6 +17,7 @@ import zipfile
 import numpy as np
 
 from .graph import ShapeError, Tensor
+from .optim import STATE_SLOTS
 
 __all__ = ["save_params", "load_params", "LoadResult"]
 
@@ -27,10 +28,6 @@ lacks and the file's names no param has (the last two are empty when strict=True
 
 def _describe(t):
     return f"shared tensor of shape {tuple(t.shape)} {t.dtype.name}"
-
-
-# the suffixes of sg.optim's state names
-_OPTIMIZER_SLOTS = (".step", ".m", ".v", ".velocity", ".sq_avg")
 
 
 def _named(params, who):
@@ -59,7 +56,8 @@ def _named(params, who):
                              f"({name!r}); pass each tensor once")
         if name in where:
             hint = ("; two optimizers' state: give each its own prefix, "
-                    "sg.optim.adam(..., name='head')") if name.endswith(_OPTIMIZER_SLOTS) else ""
+                    "sg.optim.adam(..., name='head')") \
+                if name.rpartition(".")[2] in STATE_SLOTS else ""
             raise ValueError(f"{who}: duplicate name {name!r}: {where[name]} and {label} are "
                              "different tensors with the same name; give them unique names "
                              "(or pass a {name: tensor} dict)" + hint)

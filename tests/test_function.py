@@ -494,6 +494,25 @@ def test_slices_of_a_symbolic_dim(backend, dim_name):
         np.testing.assert_allclose(got_grad, _numeric_grad(reference, v), rtol=1e-7, atol=1e-7)
 
 
+def test_a_dim_known_as_n_plus_3_is_recovered_or_refused(backend):
+    """z (None,) added to v padded by 3 stands for len(v) + 3: a function of z alone gets
+    len(v) = len(z) - 3 and refuses a z shorter than 3; sums of two symbolic dims are refused
+    when built."""
+    v = sg.placeholder("v", (None,), "float64")
+    z = sg.placeholder("z", (None,), "float64")
+    padded = sg.concatenate([v, sg.constant(np.zeros(3))]) + z
+    assert str(padded.shape) == f"({v.shape[0]} + 3,)"
+    fn = sg.function([z], z[:-3] * 2, backend=backend)
+    np.testing.assert_array_equal(fn(np.arange(5.0)), [0.0, 2.0])
+    with pytest.raises(sg.ShapeError, match=r"input 'z': axis 0 has size 2, but it is "
+                                            r"v.shape\[0\] \+ 3, at least 3"):
+        fn(np.arange(2.0))
+    w = sg.placeholder("w", (None,), "float64")
+    with pytest.raises(sg.ShapeError, match=r"v.shape\[0\] \+ w.shape\[0\] is not a dim "
+                                            r"symgrad can represent"):
+        v.shape[0] + w.shape[0]
+
+
 def test_reversing_a_symbolic_axis(backend):
     """x[::-1] along a symbolic axis (a backward sequence), at lengths 0, 1 and 6, with the
     gradient of a cost that mixes the reversed and the plain order."""

@@ -35,9 +35,6 @@ def environment():
                              lstrip_blocks=True, keep_trailing_newline=True,
                              bytecode_cache=bytecode)
     env.globals["const_values"] = const_values
-    # a macro's lines end in a newline; the template's own line break follows the call, so a
-    # call site `{{ nest(...) | lines }}` keeps the next line's indentation
-    env.filters["lines"] = lambda text: str(text).rstrip("\n")
     return env
 
 

@@ -210,6 +210,13 @@ class Concatenate(ShapeOp):
         return grads
 
 
+def whole_axis(entry) -> bool:
+    """Whether a (start, stop, step) entry of a symbolic axis takes all of it, in order
+    (`full_slice`) or reversed (`x[::-1]`): no bounds to check per call."""
+    start, stop, step = entry
+    return stop is None and (step == -1 or start == 0)
+
+
 def full_slice(dim):
     d = resolve_dim(dim)
     return (0, None, 1) if isinstance(d, Sym) else (0, d, 1)
