@@ -1,7 +1,7 @@
 """Train a small convolutional network on scikit-learn's 8x8 handwritten digits with one compiled
 training step (forward, backward and Adam updates in one native call).
 
-    conv 3x3 (1 -> 16, padding 1) -> relu -> max_pool 2x2 -> dense 256 -> 10
+    conv 3x3 (1 -> 16, padding 1) -> relu -> max_pool 2x2 -> dropout -> dense 256 -> 10
 
     python examples/cnn_digits.py                # C backend (default), a line per epoch
     python examples/cnn_digits.py --epochs 5     # shorter
@@ -26,7 +26,7 @@ def load_images():
     return [(x.reshape(-1, 1, 8, 8), y) for x, y in load_digits()]
 
 
-def build(backend, channels=16, lr=3e-3, weight_decay=3e-4):
+def build(backend, channels=16, lr=3e-3, weight_decay=3e-4, dropout=0.5):
     x = sg.placeholder("x", ("batch", 1, 8, 8))
     t = sg.placeholder("t", ("batch",), dtype="int64")
     K = sg.shared(sg.init.he_normal((channels, 1, 3, 3), seed=1), name="K")
@@ -34,23 +34,27 @@ def build(backend, channels=16, lr=3e-3, weight_decay=3e-4):
     W = sg.shared(sg.init.glorot_uniform((channels * 16, 10), seed=2), name="W")
     b = sg.shared(np.zeros(10, np.float32), name="b")
     params = [K, c, W, b]
-    h = sg.relu(sg.conv2d(x, K, c, padding=1))                  # (batch, channels, 8, 8)
-    h = sg.max_pool2d(h, 2)                                     # (batch, channels, 4, 4)
-    logits = sg.reshape(h, (x.shape[0], channels * 16)) @ W + b
-    loss = sg.cross_entropy(logits, t)
-    correct = sg.sum(sg.argmax(logits, axis=1) == t)
+
+    def head(training):
+        h = sg.relu(sg.conv2d(x, K, c, padding=1))              # (batch, channels, 8, 8)
+        h = sg.max_pool2d(h, 2)                                 # (batch, channels, 4, 4)
+        h = sg.reshape(h, (x.shape[0], channels * 16))
+        # inverted dropout on the features, compiled into the training step only
+        logits = sg.dropout(h, dropout, training=training, seed=3) @ W + b
+        return sg.cross_entropy(logits, t), sg.sum(sg.argmax(logits, axis=1) == t)
+
+    loss, correct = head(True)
     # L2 on the weights (not the biases) added to the cost
     cost = loss + weight_decay * (sg.sum(sg.square(K)) + sg.sum(sg.square(W)))
-    grads = sg.grad(cost, params)
-    updates = sg.optim.adam(params, grads, lr=lr)
+    updates = sg.optim.adam(params, sg.grad(cost, params), lr=lr)
     train_step = sg.function([x, t], [loss, correct], updates=updates, backend=backend)
-    evaluate = sg.function([x, t], [loss, correct], backend=backend)
+    evaluate = sg.function([x, t], list(head(False)), backend=backend)
     return train_step, evaluate, params
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--backend", default="c", choices=["c", "numpy", "cuda"])
     parser.add_argument("--show-c", metavar="FILE", nargs="?", const="cnn_step.c",

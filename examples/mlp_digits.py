@@ -1,4 +1,5 @@
-"""Train a two-layer MLP on scikit-learn's handwritten digits with one compiled training step.
+"""Train a two-layer MLP (with dropout) on scikit-learn's handwritten digits with one compiled
+training step.
 
     python examples/mlp_digits.py            # C backend (default), prints a line per epoch
     python examples/mlp_digits.py --show-c   # also writes the generated C of the step
@@ -28,26 +29,31 @@ def load_digits(seed=0):
             y[n_test:n_test + n_val]), (x[:n_test], y[:n_test]))
 
 
-def mlp(hidden=128):
-    """The network: 64 -> hidden (relu) -> 10, initialized from the same seeds every time.
-    Returns the inputs, the parameters, the mean loss and the count of correct predictions."""
+def mlp(hidden=256, dropout=0.3):
+    """The network: 64 -> hidden (relu, then inverted dropout) -> 10, initialized from the same
+    seeds every time.  Returns the inputs, the parameters, and (mean loss, count of correct
+    predictions) twice: for training, with dropout, and for evaluation, without it."""
     x = sg.placeholder("x", ("batch", 64))
     t = sg.placeholder("t", ("batch",), dtype="int64")
     W1 = sg.shared(sg.init.he_normal((64, hidden), seed=1), name="W1")
     b1 = sg.shared(np.zeros(hidden, np.float32), name="b1")
     W2 = sg.shared(sg.init.glorot_uniform((hidden, 10), seed=2), name="W2")
     b2 = sg.shared(np.zeros(10, np.float32), name="b2")
-    logits = sg.relu(x @ W1 + b1) @ W2 + b2
-    correct = sg.sum(sg.argmax(logits, axis=1) == t)
-    return [x, t], [W1, b1, W2, b2], sg.cross_entropy(logits, t), correct
+
+    def head(training):
+        # training is a Python bool, so each graph has dropout compiled in or left out
+        h = sg.dropout(sg.relu(x @ W1 + b1), dropout, training=training, seed=3)
+        logits = h @ W2 + b2
+        return sg.cross_entropy(logits, t), sg.sum(sg.argmax(logits, axis=1) == t)
+    return [x, t], [W1, b1, W2, b2], head(True), head(False)
 
 
-def build(backend, hidden=128, lr=0.05, momentum=0.9, weight_decay=1e-4):
-    inputs, params, loss, correct = mlp(hidden)
+def build(backend, hidden=256, dropout=0.3, lr=0.05, momentum=0.9, weight_decay=1e-4):
+    inputs, params, (loss, correct), evaluated = mlp(hidden, dropout)
     grads = sg.grad(loss, params)
     updates = sg.optim.sgd(params, grads, lr=lr, momentum=momentum, weight_decay=weight_decay)
     train_step = sg.function(inputs, [loss, correct], updates=updates, backend=backend)
-    evaluate = sg.function(inputs, [loss, correct], backend=backend)
+    evaluate = sg.function(inputs, list(evaluated), backend=backend)
     return train_step, evaluate, params
 
 

@@ -33,8 +33,9 @@ OPTIMIZERS = {
 
 
 def build(optimizer, lr, options, backend, hidden=128, weight_decay=1e-4, clip_norm=None):
-    """The MLP of mlp_digits.py, initialized from the same seeds every time."""
-    inputs, params, loss, correct = mlp(hidden)
+    """The MLP of mlp_digits.py without its dropout (one graph for training and evaluation),
+    initialized from the same seeds every time."""
+    inputs, params, (loss, correct), _ = mlp(hidden, dropout=0.0)
     lr_tensor = sg.shared(np.float32(lr), name="lr")
     updates = optimizer(params, sg.grad(loss, params), lr=lr_tensor, weight_decay=weight_decay,
                         clip_norm=clip_norm, **options)

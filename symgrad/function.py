@@ -47,6 +47,14 @@ class Graph:
     __repr__ = __str__
 
 
+class Report(str):
+    """Function.report()'s text: a str (search it, write it) that shows as the table itself at
+    an interactive prompt, as a Profile does, instead of as a quoted one-line literal."""
+
+    def __repr__(self):
+        return str(self)
+
+
 class Profile:
     """Per-launch timings of a step (Function.profile): `rows` are (launch name, seconds per
     call, the graph nodes it computes), in the order the step runs them; `wall` is the whole
@@ -58,7 +66,8 @@ class Profile:
     def __str__(self):
         launched = sum(t for _, t, _ in self.rows)
         bound = ", ".join(f"{s}={v}" for s, v in self.dims.items()) or "static shapes"
-        lines = [f"{len(self.rows)} launches, {launched * 1e3:.3f} ms per step in kernels, "
+        count = f"{len(self.rows)} launch{'' if len(self.rows) == 1 else 'es'}"
+        lines = [f"{count}, {launched * 1e3:.3f} ms per step in kernels, "
                  f"{self.wall * 1e3:.3f} ms per call ({bound})"]
         for name, t, nodes in sorted(self.rows, key=lambda r: -r[1]):
             share = t / launched if launched else 0.0
@@ -310,9 +319,10 @@ class Function:
     def kernels(self):
         return self._program.kernels
 
-    def report(self, **dims) -> str:
+    def report(self, **dims) -> Report:
         """The kernels, the graph nodes each computes, the bytes each moves and the workspace,
-        for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1)."""
+        for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1).  Returns
+        the text (print it); it no longer prints as well, which showed it twice."""
         values = [1] * self._n_dims
         known = {name for sym in self.sym_slots for name in (sym.name, str(sym))}
         unknown = sorted(set(dims) - known)
@@ -326,7 +336,8 @@ class Function:
         launches = sum(getattr(k, "runs_in", None) is None for k in self.kernels)
         fused = f" in {launches} launch{'' if launches == 1 else 'es'}" \
             if launches != len(self.kernels) else ""
-        lines = [f"{len(self.kernels)} kernels{fused}, backend={self.backend}, opt_level="
+        count = f"{len(self.kernels)} kernel{'' if len(self.kernels) == 1 else 's'}"
+        lines = [f"{count}{fused}, backend={self.backend}, opt_level="
                  f"{self.opt_level} ({bound})"]
         total = 0
         for k in self.kernels:
@@ -339,9 +350,7 @@ class Function:
         ws = self._program.workspace_bytes(values) if hasattr(self._program,
                                                               "workspace_bytes") else 0
         lines.append(f"total moved {total:,d} B; workspace {ws:,d} B")
-        text = "\n".join(lines)
-        print(text)
-        return text
+        return Report("\n".join(lines))
 
     def profile(self, *arrays, repeats=20, warmup=3) -> "Profile":
         """Time each kernel launch of the step on these inputs (C backend): a profiling build of

@@ -795,6 +795,14 @@ def test_gradients_of_take_and_pooling_at_batch_zero(backend):
     assert sg.function([x], gx, backend=backend)(np.ones((0, 2, 4, 4))).shape == (0, 2, 4, 4)
 
 
+def test_report_returns_its_text_without_printing_it(capsys):
+    x = sg.placeholder("x", ("rows_for_report", 3))
+    report = sg.function([x], sg.exp(x) * 2).report(rows_for_report=5)
+    assert capsys.readouterr().out == ""
+    assert isinstance(report, str) and repr(report) == str(report)
+    assert report.startswith("1 kernel, backend=c") and "%1 exp" in report
+
+
 def test_report_refuses_a_dim_name_it_does_not_have():
     x = sg.placeholder("x", ("rows_for_report", 3))
     fn = sg.function([x], x * 2)

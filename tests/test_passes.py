@@ -194,7 +194,7 @@ def test_report_and_dot():
     s = sg.sigmoid(x)
     f = sg.function([x, g], g * s * (1 - s))
     text = f.report(n=1000)
-    assert "1 kernels" in text and "12,000 B" in text and "workspace 0 B" in text
+    assert "1 kernel," in text and "12,000 B" in text and "workspace 0 B" in text
     dot = f.to_dot()
     assert dot.startswith("digraph") and dot.count("subgraph cluster_") == 1
     assert "sigmoid" in str(f.graph)
