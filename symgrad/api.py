@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 
 from .graph import (DTYPES, SharedValue, ShapeError, Sym, Tensor, as_dtype, broadcast_shapes,
-                    dim_add, dim_sub, dims_equal, is_float, named_sym, resolve_dim, shape_str,
+                    convert_values, dim_add, dim_sub, dims_equal, is_float, named_sym, resolve_dim, shape_str,
                     sym_product, sym_shift, unify_dims, user_site)
 from .ops import apply
 from .ops.shape import full_slice, split_dims, sym_by_id
@@ -96,15 +96,11 @@ def get_value(self: Tensor) -> np.ndarray:
 
 def set_value(self: Tensor, value):
     """Overwrite a shared tensor's value in place (its shape and dtype are fixed by the graph)."""
-    storage = _storage(self)
-    value = np.asarray(value)
-    current = storage  # its shape and dtype (reading them fetches no device value)
-    if value.shape != current.shape:
-        raise ShapeError(f"set_value of {self.name or 'shared'}: expected shape "
-                         f"{current.shape}, got {value.shape}")
-    if not np.can_cast(value.dtype, current.dtype, "same_kind"):
-        raise TypeError(f"set_value of {self.name or 'shared'}: expected {current.dtype}, "
-                        f"got {value.dtype}")
+    storage = _storage(self)  # its shape and dtype (reading them fetches no device value)
+    what = f"set_value of {self.name or 'shared'}"
+    value = convert_values(value, storage.dtype, what)
+    if value.shape != storage.shape:
+        raise ShapeError(f"{what}: expected shape {storage.shape}, got {value.shape}")
     storage.overwrite(value)
 
 

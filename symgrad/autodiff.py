@@ -92,6 +92,11 @@ def gradcheck(f, inputs, eps=1e-6, rtol=1e-5, atol=1e-7, backend="numpy"):
     holders = [sg.placeholder(f"in{i}", a.shape, a.dtype) for i, a in enumerate(arrays)]
     cost = f(*holders)
     diff = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    if not diff:  # integer test points would otherwise pass with nothing checked
+        kinds = ", ".join(a.dtype.name for a in arrays) or "none"
+        raise ValueError(f"gradcheck: no float input to differentiate (inputs: {kinds}); integer "
+                         "inputs are held fixed as labels, so pass float arrays, e.g. "
+                         "np.array([1.0, 2.0])")
     grads = grad(cost, [holders[i] for i in diff]) if diff else []
     fn_cost = function(holders, cost, backend=backend)
     fn_grad = function(holders, grads, backend=backend)

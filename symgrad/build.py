@@ -196,8 +196,10 @@ def _disk_memo(argv: list[str], language: str) -> str:
                                platform.machine())).encode()).hexdigest()
     path = cache_dir() / "probes" / f"{sig}.txt"
     try:
-        return path.read_text()
-    except OSError:
+        remembered = path.read_text()
+        if remembered.strip():
+            return remembered
+    except (OSError, ValueError):  # missing, or not text (a damaged entry): probe again
         pass
     identity = _probe(argv, language)
     try:
@@ -311,7 +313,7 @@ def _try_load(load, so: pathlib.Path, sidecar: pathlib.Path):
         if sidecar.read_text().strip() != _file_sha256(so):
             return None
         return load(so)
-    except (OSError, ImportError):  # missing file, or the loader refused it
+    except (OSError, ImportError, ValueError):  # missing or damaged file, or the loader refused it
         return None
 
 
@@ -462,11 +464,22 @@ def _fingerprint_memo() -> str:
     return h.hexdigest()
 
 
+def _graph_entry(graph_key: str, library_key: str) -> str:
+    """A graphs/ entry: the library's key and a check of the pair, so an entry copied or
+    renamed onto another graph's name (which would load a library with other arguments and
+    crash the step) reads as a miss."""
+    check = hashlib.sha256(f"{graph_key}\0{library_key}".encode()).hexdigest()
+    return f"{library_key} {check}\n"
+
+
 def remembered_library(graph_key: str, cdef: str | None) -> Library | None:
     """The library a graph built before, loaded, if it is still in the cache and intact."""
     try:
-        key = (cache_dir() / "graphs" / graph_key).read_text().strip()
-    except OSError:
+        entry = (cache_dir() / "graphs" / graph_key).read_text()
+    except (OSError, ValueError):  # missing, or not text: a miss
+        return None
+    key = entry.split(" ")[0]
+    if entry != _graph_entry(graph_key, key):
         return None
     so = cache_dir() / key[:2] / f"{key}.so"
     ffi = _ffi_for(cdef) if cdef is not None else None
@@ -478,7 +491,7 @@ def remember_library(graph_key: str, library: Library) -> None:
     try:
         folder = cache_dir() / "graphs"
         folder.mkdir(mode=0o700, exist_ok=True)
-        _write_atomic(folder / graph_key, library.key + "\n")
+        _write_atomic(folder / graph_key, _graph_entry(graph_key, library.key))
     except OSError:
         pass  # only a later warm start is slower
 

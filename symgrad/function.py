@@ -15,8 +15,9 @@ import numpy as np
 
 from . import api as sg
 from .ops.shape import whole_axis
-from .graph import (ShapeError, Sym, Tensor, dim_name, format_graph, pinned_dims,
-                    plain_dims, resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
+from .graph import (ShapeError, Sym, Tensor, convert_values, dim_name, format_graph,
+                    pinned_dims, plain_dims, resolve_dim, resolve_shape, shape_str, shapes_equal,
+                    topo_sort)
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -432,8 +433,11 @@ class Function:
             if type(a) is not np.ndarray:
                 a = self._convert(spec, a)
             if a.dtype is not spec.dtype and a.dtype != spec.dtype:
-                raise InputError(f"input {spec.name!r}: expected dtype {spec.dtype.name}, got "
-                                 f"{a.dtype.name} (convert with .astype(np.{spec.dtype.name}))")
+                if a.dtype.newbyteorder("=") != spec.dtype:
+                    raise InputError(f"input {spec.name!r}: expected dtype {spec.dtype.name}, "
+                                     f"got {a.dtype.name} (convert with "
+                                     f".astype(np.{spec.dtype.name}))")
+                a = a.astype(spec.dtype)  # the same numbers in the other byte order: a copy
             shape = a.shape
             if len(shape) != spec.ndim:
                 raise ShapeError(f"input {spec.name!r}: expected rank {spec.ndim} "
@@ -493,16 +497,20 @@ class Function:
 
     @staticmethod
     def _convert(spec, value):
+        """A call's argument that is not a plain ndarray, as one: a numpy scalar or an ndarray
+        subclass keeps its dtype (checked as an array's is); lists and Python numbers become
+        the input's dtype where no value changes."""
         if isinstance(value, np.generic):
             return np.asarray(value)
         if isinstance(value, Tensor):
             raise InputError(f"input {spec.name!r}: pass numpy arrays to a compiled function, "
                              "not symbolic tensors")
+        if isinstance(value, np.ndarray) and not isinstance(value, np.ma.MaskedArray):
+            return value.view(np.ndarray)  # a memmap or matrix: its data
         try:
-            return np.asarray(value, dtype=spec.dtype)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"input {spec.name!r}: cannot convert {type(value).__name__} to a "
-                             f"{spec.dtype.name} array: {exc}") from None
+            return convert_values(value, spec.dtype, f"input {spec.name!r}")
+        except (TypeError, OverflowError) as exc:
+            raise InputError(str(exc)) from None
 
     def dims_dict(self, dims) -> dict:
         """{Sym: value} for this call: the inputs' symbolic dims and those the graph fixes."""

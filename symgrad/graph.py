@@ -31,6 +31,42 @@ def as_dtype(dtype) -> np.dtype:
     return DTYPES[dt.name]
 
 
+def convert_values(value, dtype: np.dtype, what: str) -> np.ndarray:
+    """`value` (an array, or what numpy makes one of) as `dtype`, refusing what numpy's casts do
+    silently wrong: a masked array (its mask would be dropped), objects, floats to integers,
+    integers that do not fit, finite floats that overflow to inf.  TypeError or OverflowError,
+    naming `what`."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{what}: a masked array (its mask would be lost); pass "
+                        ".filled(fill_value) or the plain data")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"{what}: cannot make a {dtype.name} array of {type(value).__name__}: "
+                        f"{exc}") from None
+    if array.dtype == dtype:
+        return array
+    if array.dtype.kind not in "biuf":  # strings, None, ints beyond 64 bits
+        raise TypeError(f"{what}: cannot convert {type(value).__name__} to a {dtype.name} "
+                        f"array (numpy makes {array.dtype.name} of it)")
+    if not np.can_cast(array.dtype, dtype, "same_kind"):
+        raise TypeError(f"{what}: expected {dtype.name}, got {array.dtype.name} values, which "
+                        f"numpy would cast without a word; convert them explicitly")
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = array.astype(dtype)
+    if array.size and dtype.kind in "iu" and array.dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            raise OverflowError(f"{what}: values from {low} to {high} do not fit {dtype.name} "
+                                f"[{info.min}, {info.max}]")
+    if array.size and dtype.kind == "f" and array.dtype.kind == "f" and \
+            np.any(np.isfinite(array) & ~np.isfinite(result)):
+        raise OverflowError(f"{what}: finite values overflow {dtype.name} (its largest is "
+                            f"{np.finfo(dtype).max:.4g})")
+    return result
+
+
 def is_float(dtype) -> bool:
     return np.dtype(dtype) in FLOAT_DTYPES
 

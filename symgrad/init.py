@@ -14,30 +14,41 @@ def _fans(shape):
     return shape[1] * receptive, shape[0] * receptive
 
 
+def _scale(name, shape, dtype, numerator, fan) -> float:
+    """sqrt(numerator / fan) for initializer `name`, after checking its arguments; an empty shape
+    (a zero fan) has nothing to draw, so any scale serves."""
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"init.{name}: dtype must be a float type, got {np.dtype(dtype).name}")
+    if any(int(d) < 0 for d in shape):
+        raise ValueError(f"init.{name}: negative dim in shape {tuple(shape)}")
+    return float(np.sqrt(numerator / fan)) if fan > 0 else 0.0
+
+
 def glorot_uniform(shape, seed=0, dtype="float32"):
     """Xavier uniform: U(-a, a) with a = sqrt(6 / (n_in + n_out))."""
     fan_in, fan_out = _fans(shape)
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    limit = _scale("glorot_uniform", shape, dtype, 6.0, fan_in + fan_out)
     return np.random.default_rng(seed).uniform(-limit, limit, shape).astype(dtype)
 
 
 def glorot_normal(shape, seed=0, dtype="float32"):
     """Xavier normal: N(0, 2 / (n_in + n_out))."""
     fan_in, fan_out = _fans(shape)
-    std = np.sqrt(2.0 / (fan_in + fan_out))
+    std = _scale("glorot_normal", shape, dtype, 2.0, fan_in + fan_out)
     return (np.random.default_rng(seed).standard_normal(shape) * std).astype(dtype)
 
 
 def he_normal(shape, seed=0, dtype="float32"):
     """He/Kaiming normal for ReLU layers: N(0, 2 / n_in)."""
     fan_in, _ = _fans(shape)
-    return (np.random.default_rng(seed).standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    std = _scale("he_normal", shape, dtype, 2.0, fan_in)
+    return (np.random.default_rng(seed).standard_normal(shape) * std).astype(dtype)
 
 
 def he_uniform(shape, seed=0, dtype="float32"):
     """He/Kaiming uniform: U(-a, a) with a = sqrt(6 / n_in)."""
     fan_in, _ = _fans(shape)
-    limit = np.sqrt(6.0 / fan_in)
+    limit = _scale("he_uniform", shape, dtype, 6.0, fan_in)
     return np.random.default_rng(seed).uniform(-limit, limit, shape).astype(dtype)
 
 

@@ -190,7 +190,7 @@ def sgd(params, grads, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, 
 def rmsprop(params, grads, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, clip_norm=None,
             name=None):
     """s = rho*s + (1-rho)*g^2; p -= lr * g / (sqrt(s) + eps)  (torch's RMSprop rule; `rho` is
-    torch's `alpha`; the defaults are Keras's).  State: `<param>.sq_avg`."""
+    torch's `alpha`; lr and rho are Keras's defaults, eps torch's).  State: `<param>.sq_avg`."""
     params, grads, lr, weight_decay = _prepare(params, grads, lr, weight_decay, clip_norm,
                                                "rmsprop", name)
     rho = _hyper(rho, "rho", high=1.0, who="rmsprop")

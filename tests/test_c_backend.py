@@ -3,6 +3,7 @@ processes, call-time validation, run-time errors, fused vs unfused, random graph
 from __future__ import annotations
 
 import os
+import pathlib
 import resource
 import subprocess
 import sys
@@ -197,6 +198,39 @@ def test_corrupt_cached_library_is_rebuilt():
     assert again.stdout.split()[0] == "1"
 
 
+FORKED_CHILD = textwrap.dedent("""
+    import multiprocessing as mp
+    import numpy as np, symgrad as sg
+    x = sg.placeholder("x", ("n", 256))
+    W = sg.shared(np.full((256, 256), 0.01, np.float32), name="W")
+    y = sg.sum(sg.tanh(x @ W) * 2.0, axis=1)
+    f = sg.function([x], [y, sg.sum(y)])
+    big = np.random.default_rng(0).random((4000, 256), dtype=np.float32)
+    parent = f(big)  # the parent's OpenMP threads now exist
+
+    def child(queue):
+        queue.put(f(big))
+
+    if __name__ == "__main__":
+        ctx = mp.get_context("fork")
+        queue = ctx.Queue()
+        process = ctx.Process(target=child, args=(queue,), daemon=True)
+        process.start()
+        got = queue.get(timeout=60)
+        np.testing.assert_array_equal(got[0], parent[0])
+        print("ok", got[1] == parent[1])
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+def test_a_child_forked_after_a_step_runs_steps():
+    # libgomp's pool does not survive fork(); without the guard the child hangs
+    result = subprocess.run([sys.executable, "-c", FORKED_CHILD], capture_output=True,
+                            text=True, env=dict(os.environ), timeout=150)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ok", "True"]
+
+
 # ---------------------------------------------------------------------------- call-time input
 @pytest.fixture
 def two_inputs():
@@ -256,6 +290,23 @@ def test_label_out_of_range_raises_instead_of_reading_out_of_bounds():
         f(z, np.array([0, 4, 1]))
     with pytest.raises(KernelError, match="label is outside"):
         f(z, np.array([0, -1, 1]))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_index_errors_give_the_calls_sizes_of_symbolic_dims(backend):
+    logits = sg.placeholder("logits", ("rows", "classes"))
+    labels = sg.placeholder("labels", ("rows",), dtype="int64")
+    loss = sg.cross_entropy(logits, labels)
+    f = sg.function([logits, labels], [loss, sg.grad(loss, logits)], backend=backend)
+    with pytest.raises(IndexError, match=r"\[0, 3\)"):
+        f(np.zeros((2, 3), np.float32), np.array([0, 3]))
+    with pytest.raises(IndexError, match=r"\[0, 7\)"):
+        f(np.zeros((2, 7), np.float32), np.array([0, 9]))
+    table = sg.placeholder("table", ("entries", 2))
+    idx = sg.placeholder("idx", (3,), dtype="int64")
+    g = sg.function([table, idx], sg.take(table, idx, axis=0), backend=backend)
+    with pytest.raises(IndexError, match="axis 0 of size 5"):
+        g(np.zeros((5, 2), np.float32), np.array([0, 5, 1]))
 
 
 def test_take_index_out_of_range():
@@ -443,6 +494,24 @@ def test_warm_start_loads_a_remembered_library_without_rendering():
     runs, rendered, source_ok, value = warm.stdout.split()
     assert runs == "0" and rendered == "False" and source_ok == "True"
     assert float(value) == 2.0
+
+
+def test_damaged_or_misplaced_cache_entries_read_as_misses():
+    cache = pathlib.Path(os.environ["SYMGRAD_CACHE_DIR"])
+    assert run_child(WARM_CHILD).returncode == 0
+    warm_entry, = (cache / "graphs").iterdir()
+    assert run_child().returncode == 0
+    other_entry, = set((cache / "graphs").iterdir()) - {warm_entry}
+    # another graph's entry under this graph's name names a library with other arguments
+    warm_entry.write_bytes(other_entry.read_bytes())
+    moved = run_child(WARM_CHILD)
+    assert moved.returncode == 0, moved.stderr
+    assert float(moved.stdout.split()[-1]) == 2.0
+    for entry in [*(cache / "graphs").iterdir(), *(cache / "probes").iterdir()]:
+        entry.write_bytes(b"\xff\xfe not text")
+    damaged = run_child(WARM_CHILD)
+    assert damaged.returncode == 0, damaged.stderr
+    assert float(damaged.stdout.split()[-1]) == 2.0
 
 
 def test_large_outputs_are_recycled_only_when_the_caller_let_go():

@@ -313,6 +313,45 @@ def test_wrong_argument_count_and_kind(fn):
         fn(sg.placeholder("p", (2, 3), "float64"), np.zeros(2, np.int64))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_call_arguments_convert_only_where_no_value_changes(backend):
+    x = sg.placeholder("x", (2,), "float32")
+    t = sg.placeholder("t", (2,), "int64")
+    f = sg.function([x, t], [x * 2, t + 1], backend=backend)
+    doubled, labels = f(np.array([1.0, 2.0], ">f4"), [0, 1])  # big-endian: the same numbers
+    np.testing.assert_array_equal(doubled, [2.0, 4.0])
+    np.testing.assert_array_equal(labels, [1, 2])
+    refusals = [
+        (([1.0, 2.0], [0.9, 3.7]), "input 't': expected int64, got float64 values"),
+        (([1.0, 2.0], [2 ** 70, 1]), "input 't': cannot convert list"),
+        (([None, 1.0], [0, 1]), "input 'x': cannot convert list"),
+        (([1e40, 1.0], [0, 1]), "input 'x': finite values overflow float32"),
+        ((np.ma.array(np.zeros(2, np.float32), mask=[0, 1]), [0, 1]), "input 'x': a masked array"),
+        ((np.zeros(2, np.float64).view(np.recarray), [0, 1]),
+         "input 'x': expected dtype float32, got float64"),
+    ]
+    for args, message in refusals:  # an InputError is a TypeError and a ValueError
+        with pytest.raises(sg.InputError, match=re.escape(message)):
+            f(*args)
+
+
+def test_set_value_refuses_values_its_dtype_cannot_hold():
+    counts = sg.shared(np.zeros(2, np.int32), name="counts")
+    with pytest.raises(OverflowError, match=re.escape(
+            "set_value of counts: values from 1 to 4294967301 do not fit int32")):
+        counts.set_value(np.array([2 ** 32 + 5, 1]))
+    with pytest.raises(TypeError, match="set_value of counts: expected int32, got float64"):
+        counts.set_value(np.array([1.5, 2.0]))
+    counts.set_value(np.array([7, -3], np.int64))  # fits: taken
+    np.testing.assert_array_equal(counts.get_value(), [7, -3])
+    w = sg.shared(np.zeros(2, np.float32), name="w")
+    with pytest.raises(OverflowError, match="set_value of w: finite values overflow float32"):
+        w.set_value(np.array([1e300, 1.0]))
+    w.set_value([np.inf, 0.5])  # inf stays inf: only finite values that overflow are refused
+    np.testing.assert_array_equal(w.get_value(), [np.inf, 0.5])
+    np.testing.assert_array_equal(counts.get_value(), [7, -3])  # refusals left values alone
+
+
 def test_label_out_of_range_is_an_error(fn):
     with pytest.raises(IndexError, match=re.escape("label out of range [0, 3)")):
         fn(np.zeros((2, 3)), np.array([0, 3]))

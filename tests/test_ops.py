@@ -232,3 +232,26 @@ def test_gradcheck_detects_a_wrong_rule(monkeypatch):
     x = np.linspace(-1, 1, 5)
     with pytest.raises(sg.GradcheckError, match=r"input 0 \(shape \(5,\)\) at index \(\d,\)"):
         sg.gradcheck(lambda t: sg.sum(sg.sin(t)), [x])
+
+
+def test_gradcheck_refuses_to_pass_with_nothing_to_check():
+    with pytest.raises(ValueError, match="no float input to differentiate"):
+        sg.gradcheck(lambda t: sg.sum(t * t), [[1, 2]])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_a_zero_exponent_has_slope_zero_at_zero(backend):
+    """a^0 is 1, so d/da is 0 at a = 0 too; the rule b*a^(b-1) alone gives 0 * inf = NaN there
+    (torch gives 0).  Polynomial features with a constant column hit this."""
+    x = sg.placeholder("x", (3,), "float64")
+    powers = sg.power(sg.reshape(x, (3, 1)), sg.constant(np.arange(4.0)))
+    grads = sg.function([x], [sg.grad(sg.sum(powers), x), sg.grad(sg.sum(x ** 0), x),
+                              sg.grad(sg.sum(x ** 3), x)], backend=backend)
+    values = np.array([0.0, 1.0, 2.0])
+    features, constant, cube = grads(values)
+    np.testing.assert_array_equal(features, [1.0, 6.0, 17.0])  # 0 + 1 + 2x + 3x^2
+    np.testing.assert_array_equal(constant, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(cube, 3 * values ** 2)
+    y = sg.placeholder("y", (3,), "float64")  # an exponent that is itself an input
+    mixed = sg.function([x, y], sg.grad(sg.sum(x ** y), x), backend=backend)
+    np.testing.assert_array_equal(mixed(values, np.array([0.0, 0.0, 2.0])), [0.0, 0.0, 4.0])

@@ -205,3 +205,13 @@ def test_initializers():
     assert abs(g.std() - np.sqrt(2 / 700)) < 0.02 * np.sqrt(2 / 700)
     z = sg.init.zeros((3, 2))
     assert z.shape == (3, 2) and z.dtype == np.float32 and not z.any()
+
+
+def test_initializers_refuse_integer_dtypes_and_draw_empty_shapes():
+    for init in (sg.init.glorot_uniform, sg.init.glorot_normal, sg.init.he_normal,
+                 sg.init.he_uniform):
+        with pytest.raises(TypeError, match=f"init.{init.__name__}: dtype must be a float"):
+            init((3, 4), dtype="int32")
+        for shape in [(0, 5), (5, 0), (0, 0), (0, 3, 3, 3)]:
+            empty = init(shape, dtype="float64")
+            assert empty.shape == shape and empty.dtype == np.float64

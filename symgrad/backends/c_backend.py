@@ -10,7 +10,7 @@ import sys
 import numpy as np
 
 from ..codegen import c as c_render
-from ..codegen.kernels import GemmKernel
+from ..codegen.kernels import GemmKernel, RunError
 from ..codegen.schedule import Schedule
 from ..function import Graph, check_finite_requested
 from ..graph import SharedValue
@@ -24,6 +24,36 @@ int sg_run(void **args, const int64_t *dims, char *workspace);
 
 
 PROFILE_CDEF = "void sg_profile_take(double *seconds);"
+
+
+class _ForkGuard:
+    """libgomp's thread pool does not survive fork(): a child forked after a step ran here (as
+    multiprocessing does by default on Linux before Python 3.14) would wait forever for the
+    parent's threads at its first parallel loop.  So the forking thread runs its steps on one
+    thread in the child (threads the child starts build pools of their own).  libgomp's
+    omp_set_num_threads is looked up at the first step, in the parent, so the child only
+    calls it."""
+
+    def __init__(self):
+        self.set_threads = None
+        self.armed = False
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._in_child)
+
+    def arm(self):
+        self.armed = True
+        try:  # the libgomp the steps loaded (RTLD_NOLOAD: no other one)
+            gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            self.set_threads = gomp.omp_set_num_threads
+        except (OSError, AttributeError):
+            self.set_threads = None
+
+    def _in_child(self):
+        if self.armed and self.set_threads is not None:
+            self.set_threads(1)
+
+
+_fork_guard = _ForkGuard()
 
 
 class KernelError(IndexError, RuntimeError):
@@ -128,13 +158,16 @@ class CompiledProgram:
     def workspace_bytes(self, dims) -> int:
         return c_render.workspace_layout(self.slots, dims)[1]
 
-    def _raise(self, status):
+    def _raise(self, status, dims):
         n = len(self._errors)
         if status > n:
             k = self.kernels[status - n - 1]
             raise FloatingPointError(f"check_finite: kernel {k.name} ({k.node_list()}) produced "
                                      "NaN or Inf")
-        raise KernelError(self._errors[status - 1])
+        message = self._errors[status - 1]
+        if isinstance(message, RunError):
+            message = message.text(self.fn.dims_dict(dims))
+        raise KernelError(message)
 
 
 class CProgram(CompiledProgram):
@@ -188,6 +221,8 @@ class CProgram(CompiledProgram):
                 storage.sync_to_host()
         if outs is None:
             outs = self._fresh_outputs(shapes)
+        if not _fork_guard.armed:
+            _fork_guard.arm()
         if _trampoline is not None:
             status = _trampoline.call(self._run_address, arrays, outs, self._args_address,
                                       dims, self._ws_address)
@@ -197,7 +232,7 @@ class CProgram(CompiledProgram):
         for storage in self._updated:
             storage.host_written()
         if status:
-            self._raise(status)
+            self._raise(status, dims)
         return outs
 
     def _fresh_outputs(self, shapes):

@@ -219,7 +219,7 @@ class CudaProgram(CompiledProgram):
         status = np.zeros(1, np.int32)
         device.download(status, self._status.address)
         if status[0]:
-            self._raise(int(status[0]))
+            self._raise(int(status[0]), dims)
 
 
 def compile(fn, check_finite=False, debug=None):  # noqa: A001  (the backend interface's name)

@@ -78,13 +78,32 @@ class Literal:
     dtype: np.dtype
 
 
+class RunError:
+    """The message of a failure a kernel can report, with the failing call's sizes: `template`
+    has a `{}` for each of `dims` (graph dims, ints or symbolic)."""
+
+    def __init__(self, template: str, *dims):
+        self.template, self.dims = template, dims
+
+    def __bool__(self):
+        return True
+
+    def text(self, values: dict) -> str:
+        """The message for a call whose symbolic dims are {root Sym: int}."""
+        from ..dims import dim_name, dim_value
+        try:
+            return self.template.format(*(dim_value(d, values) for d in self.dims))
+        except KeyError:  # a dim the call did not bind: name it instead
+            return self.template.format(*(dim_name(d) for d in self.dims))
+
+
 @dataclass(eq=False)
 class Kernel:
     name: str
     nodes: list                   # graph nodes computed here (for the header comment)
     reads: list = field(default_factory=list)    # buffers read
     writes: list = field(default_factory=list)   # buffers written
-    error: str = ""               # message of the failure this kernel can report
+    error: "str | RunError" = ""  # message of the failure this kernel can report
 
     def comment(self, ids: dict) -> str:
         """The nodes this kernel computes, numbered as in the function's printed graph (never

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import Literal, SpecialKernel, View
+from .kernels import Literal, RunError, SpecialKernel, View
 from .poly import Poly, product
 from .schedule import literal_text
 
@@ -54,6 +54,12 @@ def logsumexp(s, node):
                 inner="1")
 
 
+def label_error(s, node) -> RunError:
+    """What a softmax cross-entropy kernel reports for a label outside the classes."""
+    return RunError(f"softmax_cross_entropy %{s.ids[node.id]}: a label is outside [0, {{}})",
+                    node.inputs[0].shape[-1])
+
+
 def cross_entropy(s, node):
     fused = _gradient_alongside(s, node)
     if fused is not None:
@@ -63,7 +69,7 @@ def cross_entropy(s, node):
     classes = s.shape_of(node.inputs[0])[-1]
     return emit(s, node, "softmax_cross_entropy", [logits, labels], s.target_for(node),
                 rows=rows.c(), classes=classes.c(),
-                error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is outside [0, {classes})")
+                error=label_error(s, node))
 
 
 LITERAL_OPS = ("constant", "size_of", "reshape", "broadcast_to")
@@ -94,8 +100,7 @@ def _gradient_alongside(s, node):
         classes = s.shape_of(logits_node)[-1]
         kernel = SpecialKernel(s.kernel_name("softmax_cross_entropy_fused", node), [node, user],
                                template="softmax_cross_entropy_fused",
-                               error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is "
-                                     f"outside [0, {classes})")
+                               error=label_error(s, node))
         kernel.reads = [logits.buffer, labels.buffer]
         kernel.writes = [loss.buffer, grad.buffer]
         kernel.params = dict(ins=[pointer(logits), pointer(labels)],
@@ -122,7 +127,7 @@ def cross_entropy_grad(s, node):
         inputs, g_row = [logits, labels, g], f"{pointer(g)}[o]"
     return emit(s, node, "softmax_cross_entropy_grad", inputs, s.target_for(node),
                 rows=rows.c(), classes=classes.c(), g_row=g_row,
-                error=f"softmax_cross_entropy %{s.ids[node.id]}: a label is outside [0, {classes})")
+                error=label_error(s, node))
 
 
 def random_uniform(s, node):
@@ -141,8 +146,8 @@ def take(s, node):
     m = product(s.shape_of(node.inputs[1]))
     return emit(s, node, "take", [x, idx], s.target_for(node), outer=outer.c(), n=n.c(),
                 inner=inner.c(), m=m.c(),
-                error=f"take %{s.ids[node.id]}: an index is out of range for axis {axis} of size "
-                      f"{node.inputs[0].shape[axis]!r}")
+                error=RunError(f"take %{s.ids[node.id]}: an index is out of range for axis "
+                               f"{axis} of size {{}}", node.inputs[0].shape[axis]))
 
 
 def scatter_add(s, node):
@@ -175,8 +180,8 @@ def _windows(s, node, x, index):
     return emit(s, node, node.op, views, s.target_for(node), outer=outer.c(), n=n.c(),
                 inner=inner.c(), taps=taps.c(), windows=windows.c(),
                 disjoint=disjoint_taps(index),
-                error=f"{node.op} %{s.ids[node.id]}: an index is out of range for axis {axis} "
-                      f"of size {x.shape[axis]!r}")
+                error=RunError(f"{node.op} %{s.ids[node.id]}: an index is out of range for "
+                               f"axis {axis} of size {{}}", x.shape[axis]))
 
 
 def disjoint_taps(index) -> bool:

@@ -321,9 +321,13 @@ class Pow(Binary):
 
     def grad(self, node, g):
         a, b = node.inputs
+        da = g * b * a ** (b - 1)
+        constant_nonzero = b.op == "constant" and not np.any(b.attr["value"].array == 0)
+        if not constant_nonzero:  # a^0 is 1 everywhere: its slope at a = 0 is 0, not 0 * inf
+            da = sg.where(b == 0, 0, da)
         # d/db a^b = a^b log a; defined as 0 where a <= 0 (b is then usually a constant anyway)
         safe_log = sg.log(sg.where(a > 0, a, 1))
-        return [g * b * a ** (b - 1), g * node * safe_log]
+        return [da, g * node * safe_log]
 
 
 @register
