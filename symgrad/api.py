@@ -6,7 +6,6 @@ default float) rather than float64; element-wise float functions of bool tensors
 """
 from __future__ import annotations
 
-import builtins
 import numbers
 import operator
 from collections import Counter
@@ -343,10 +342,24 @@ def reshape(x, shape) -> Tensor:
     return apply("reshape", x, shape=shape)
 
 
+def _axis(axis, ndim: int, op: str, shape) -> int:
+    """One axis of `ndim` (negative counts from the end), checked as numpy does."""
+    if not -ndim <= int(axis) < ndim:
+        raise ShapeError(f"{op}: axis {axis} is out of range for a tensor of shape "
+                         f"{shape_str(shape)}" + user_site())
+    return int(axis) % ndim
+
+
 def transpose(x, axes=None) -> Tensor:
     x = as_tensor(x)
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(int(a) % builtins.max(x.ndim, 1)
-                                                                    for a in axes)
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    else:
+        given = tuple(axes)
+        axes = tuple(_axis(a, x.ndim, "transpose", x.shape) for a in given)
+        if sorted(axes) != list(range(x.ndim)):
+            raise ShapeError(f"transpose: axes {given} are not a permutation of the "
+                             f"{x.ndim} axes of shape {shape_str(x.shape)}" + user_site())
     if axes == tuple(range(x.ndim)):
         return x
     return apply("transpose", x, axes=axes)
@@ -362,7 +375,7 @@ def broadcast_to(x, shape) -> Tensor:
 
 def expand_dims(x, axis: int) -> Tensor:
     x = as_tensor(x)
-    axis = axis % (x.ndim + 1)
+    axis = _axis(axis, x.ndim + 1, "expand_dims", x.shape)
     return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
@@ -375,21 +388,30 @@ def squeeze(x, axis=None) -> Tensor:
     return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
+def _operands(tensors, op: str) -> list:
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor" + user_site())
+    return promote(*tensors)
+
+
 def concatenate(tensors, axis=0) -> Tensor:
-    tensors = promote(*tensors)
+    tensors = _operands(tensors, "concatenate")
+    if axis is None:  # numpy's: the operands flattened, end to end
+        tensors, axis = [reshape(t, (-1,)) for t in tensors], 0
     if len(tensors) == 1:
         return tensors[0]
     return apply("concatenate", *tensors, axis=_axes(tensors[0], axis, "concatenate")[0])
 
 
 def stack(tensors, axis=0) -> Tensor:
-    tensors = promote(*tensors)
+    tensors = _operands(tensors, "stack")
     for t in tensors[1:]:
         if t.ndim != tensors[0].ndim or not all(unify_dims(a, b) is not None
                                                 for a, b in zip(t.shape, tensors[0].shape)):
             raise ShapeError("stack: operands must have one shape, got "
                              + ", ".join(shape_str(u.shape) for u in tensors) + user_site())
-    axis = axis % (tensors[0].ndim + 1)
+    axis = _axis(axis, tensors[0].ndim + 1, "stack", tensors[0].shape)
     return concatenate([expand_dims(t, axis) for t in tensors], axis=axis)
 
 
@@ -451,11 +473,19 @@ def _symbolic_bounds(dim, key, axis) -> tuple:
     return start, stop
 
 
+_MASK_INDEX = ("boolean indexing (a mask) is not supported: the result's shape would depend on "
+               "the values; use sg.where(mask, x, 0) or integer indices")
+
+
 def getitem(x: Tensor, key) -> Tensor:
     """Basic slicing (ints, slices, ..., None) and indexing by an integer tensor along axis 0."""
     if isinstance(key, Tensor) or isinstance(key, (list, np.ndarray)):
+        if (key.dtype if isinstance(key, (Tensor, np.ndarray)) else np.asarray(key).dtype) == bool:
+            raise IndexError(_MASK_INDEX)
         return take(x, key, axis=0)
     key = key if isinstance(key, tuple) else (key,)
+    if any(isinstance(k, (bool, np.bool_)) for k in key):  # numpy's x[True] adds an axis
+        raise IndexError(_MASK_INDEX)
     if key.count(Ellipsis) > 1:
         raise IndexError("an index can only have a single ellipsis")
     used = len([k for k in key if k is not None and k is not Ellipsis])

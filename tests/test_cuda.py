@@ -90,6 +90,23 @@ def test_registry_values_and_gradients_match_numpy(build_chunk, cuda, monkeypatc
         np.testing.assert_array_equal(a, o)
 
 
+def test_rows_with_infinities_match_numpy(cuda, monkeypatch):
+    """softmax / log_softmax / logsumexp / cross-entropy on rows holding +inf, -inf and NaN
+    (warp-per-row kernels and the strided one) give the numpy backend's values."""
+    x = sg.placeholder("x", (None, 3), "float32")
+    t = sg.placeholder("t", (None,), "int64")
+    ce = sg.cross_entropy(x, t)
+    outputs = [sg.softmax(x, axis=1), sg.log_softmax(x, axis=1), sg.logsumexp(x, axis=1),
+               sg.transpose(sg.softmax(sg.transpose(x), axis=0)), ce, sg.grad(ce, x)]
+    rows = np.array([[100.0, np.inf, 0.0], [1.0, 2.0, 3.0], [-np.inf, -np.inf, -np.inf],
+                     [np.inf, np.inf, 0.0], [np.nan, 1.0, 2.0]], np.float32)
+    labels = np.array([0, 1, 2, 2, 0])
+    ref = sg.function([x, t], outputs, backend="numpy")(rows, labels)
+    fn = sg.function([x, t], outputs, backend="cuda")
+    for order, got in in_orders(cuda, monkeypatch, lambda: fn(rows, labels)).items():
+        assert all(agrees(g, r) for g, r in zip(got, ref)), order
+
+
 # ---------------------------------------------------------------- a training step
 def train(backend, batches):
     step, params = cuda_cases.mlp_step(backend)

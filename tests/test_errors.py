@@ -374,8 +374,14 @@ def test_numpy_refusals_are_refused_at_build_time_too():
                                                 "empty"):
             reduce(empty, axis=0)
     assert sg.max(empty, axis=1).shape == (0,)      # an empty result is fine
-    with pytest.raises(TypeError, match="neg: the - operator is not supported for bool"):
-        -sg.placeholder("flags", (3,), "bool")
+    flags = sg.placeholder("flags", (3,), "bool")
+    with pytest.raises(TypeError, match="neg: not supported for bool tensors .*logical_not"):
+        -flags
+    with pytest.raises(TypeError, match="sub: not supported for bool tensors .*a != b"):
+        flags - flags
+    with pytest.raises(TypeError, match="sign: not supported for bool tensors"):
+        sg.sign(flags)
+    assert (flags - 1).dtype == np.int64  # a bool with an int is arithmetic, as in numpy
     with pytest.raises(ValueError, match="integers to negative integer powers"):
         sg.placeholder("counts", (3,), "int64") ** -2
 
@@ -492,3 +498,34 @@ def test_grad_of_a_non_tensor_or_integer_cost():
         sg.grad(1.0, x)
     with pytest.raises(TypeError, match="grad: cost must be float32 or float64, got int64"):
         sg.grad(sg.sum(x > 0), x)
+
+
+def test_axes_out_of_range_are_refused_not_wrapped():
+    z = sg.placeholder("z", (2, 3))
+    for build, message in [
+            (lambda: z.transpose((1, 2)), "transpose: axis 2 is out of range"),
+            (lambda: z.transpose((5, 0)), "transpose: axis 5 is out of range"),
+            (lambda: z.transpose((0,)), "transpose: axes (0,) are not a permutation"),
+            (lambda: z.transpose((1, 1)), "transpose: axes (1, 1) are not a permutation"),
+            (lambda: sg.stack([z, z], axis=4), "stack: axis 4 is out of range"),
+            (lambda: sg.expand_dims(z, -4), "expand_dims: axis -4 is out of range")]:
+        with pytest.raises(sg.ShapeError, match=re.escape(message)):
+            build()
+    for empty in (sg.concatenate, sg.stack):
+        with pytest.raises(ValueError, match=f"{empty.__name__}: needs at least one tensor"):
+            empty([])
+    for mask in (True, False, np.array([True, False])):
+        with pytest.raises(IndexError, match="boolean indexing"):
+            z[mask]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_axis_forms_numpy_accepts(backend):
+    z = sg.placeholder("z", (2, 3))
+    zv = np.arange(6, dtype=np.float32).reshape(2, 3)
+    fn = sg.function([z], [sg.concatenate([z, z], axis=None), z.transpose((-1, 0)),
+                           sg.stack([z, z], axis=-1), sg.expand_dims(z, -3)], backend=backend)
+    expected = [np.concatenate([zv, zv], axis=None), zv.transpose((-1, 0)),
+                np.stack([zv, zv], axis=-1), np.expand_dims(zv, -3)]
+    for got, want in zip(fn(zv), expected):
+        np.testing.assert_array_equal(got, want)

@@ -19,6 +19,7 @@ class Elementwise(Op):
     c = ""                  # scalar C expression over {0}, {1}, ...
     result_dtype = None     # None: the operands' dtype
     float_only = False
+    bool_hint = ""          # set where numpy refuses bool operands: what to use instead
 
     def infer(self, inputs, attrs):
         if len(inputs) != self.arity:
@@ -28,6 +29,9 @@ class Elementwise(Op):
         if len(dtypes) != 1:
             raise self.error(f"operands must share one dtype, got {describe(inputs)}")
         dtype = operands[0].dtype
+        if self.bool_hint and dtype == DTYPES["bool"]:
+            raise TypeError(f"{self.name}: not supported for bool tensors (numpy refuses it "
+                            f"too); {self.bool_hint}" + user_site())
         if self.float_only and not is_float(dtype):
             raise self.error(f"expects float32 or float64, got {dtype.name}")
         shape = broadcast_shapes(self.name, *(t._shape for t in inputs))
@@ -50,12 +54,7 @@ class Unary(Elementwise):
 class Neg(Unary):
     name, c, float_only = "neg", "(-{0})", False
     reference = staticmethod(np.negative)
-
-    def infer(self, inputs, attrs):
-        if inputs[0].dtype == DTYPES["bool"]:  # numpy refuses it too
-            raise TypeError("neg: the - operator is not supported for bool tensors; use "
-                            "sg.logical_not instead" + user_site())
-        return super().infer(inputs, attrs)
+    bool_hint = "use sg.logical_not instead"
 
     def grad(self, node, g):
         return [-g]
@@ -119,6 +118,7 @@ class Abs(Unary):
 class Sign(Unary):
     name, c, float_only = "sign", "sg_sign({0})", False
     reference = staticmethod(np.sign)
+    bool_hint = "cast first (x.astype('int32'))"
 
     def grad(self, node, g):
         return [None]  # zero almost everywhere
@@ -254,6 +254,7 @@ class Add(Binary):
 class Sub(Binary):
     name, c = "sub", "({0} - {1})"
     reference = staticmethod(np.subtract)
+    bool_hint = "use a != b for exclusive or, or cast first (a.astype('int32') - b)"
 
     def grad(self, node, g):
         return [g, -g]
