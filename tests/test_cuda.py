@@ -99,8 +99,9 @@ def test_rows_with_infinities_match_numpy(cuda, monkeypatch):
     outputs = [sg.softmax(x, axis=1), sg.log_softmax(x, axis=1), sg.logsumexp(x, axis=1),
                sg.transpose(sg.softmax(sg.transpose(x), axis=0)), ce, sg.grad(ce, x)]
     rows = np.array([[100.0, np.inf, 0.0], [1.0, 2.0, 3.0], [-np.inf, -np.inf, -np.inf],
-                     [np.inf, np.inf, 0.0], [np.nan, 1.0, 2.0]], np.float32)
-    labels = np.array([0, 1, 2, 2, 0])
+                     [np.inf, np.inf, 0.0], [np.nan, 1.0, 2.0], [np.nan, np.inf, 0.0]],
+                    np.float32)
+    labels = np.array([0, 1, 2, 2, 0, 2])
     ref = sg.function([x, t], outputs, backend="numpy")(rows, labels)
     fn = sg.function([x, t], outputs, backend="cuda")
     for order, got in in_orders(cuda, monkeypatch, lambda: fn(rows, labels)).items():
