@@ -25,6 +25,9 @@ FLOAT32, FLOAT64, INT64, BOOL = DTYPES["float32"], DTYPES["float64"], DTYPES["in
 def placeholder(name: str, shape, dtype="float32") -> Tensor:
     """An input given per call.  A dim is an int, None (its own symbolic dim) or a string (a
     symbolic dim shared by every placeholder that names it)."""
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"placeholder {name!r}: shape must be a tuple of dims, got {shape!r} "
+                        f"(for one axis write ({shape!r},))" + user_site())
     dims = []
     for i, d in enumerate(shape):
         if d is None:
@@ -623,7 +626,7 @@ def binary_cross_entropy(input=None, target=None, *, logits=None, targets=None, 
 
 def mse(prediction, target) -> Tensor:
     """Mean squared error over all elements."""
-    prediction, target = as_tensor(prediction), as_tensor(target)
+    prediction, target = promote(prediction, target)  # a Python number takes the dtype
     broadcast_shapes("mse", prediction.shape, target.shape)  # names the loss on a mismatch
     return mean(square(subtract(prediction, target)))
 

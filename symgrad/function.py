@@ -7,6 +7,7 @@ every output (simultaneous semantics).
 """
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -194,6 +195,9 @@ class Function:
                                 f"{getattr(x, 'op', type(x).__name__)}")
         if len({x.id for x in self.inputs}) != len(self.inputs):
             raise ValueError("function: a placeholder appears twice among the inputs")
+        if isinstance(opt_level, bool) or opt_level not in (0, 1, 2):
+            raise ValueError(f"function: opt_level must be 0, 1 or 2, got {opt_level!r}")
+        _check_options(backend, options)
         self.outputs, self._pack = _structure(outputs)
         self.updates = _normalize_updates(updates)
         self._add_default_updates()
@@ -397,22 +401,24 @@ class Function:
 
     def to_dot(self) -> str:
         """Graphviz DOT of the optimized graph, each kernel drawn as a cluster of its nodes."""
+        def quoted(*lines):  # a DOT string: names (and so dims) may hold quotes or backslashes
+            text = "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines)
+            return f'"{text}"'
+
         lines = ["digraph symgrad {", "  rankdir=TB; node [shape=box, fontsize=10];"]
         placed = set()
         for i, k in enumerate(self.kernels):
-            lines.append(f'  subgraph cluster_{i} {{ label="{k.name}"; style=rounded; '
+            lines.append(f'  subgraph cluster_{i} {{ label={quoted(k.name)}; style=rounded; '
                          'color=steelblue;')
             for n in k.nodes:
                 placed.add(n.id)
-                lines.append(f'    n{n.id} [label="{self.graph.label(n)}\\n{shape_str(n.shape)} '
-                             f'{n.dtype.name}"];')
+                label = quoted(self.graph.label(n), f"{shape_str(n.shape)} {n.dtype.name}")
+                lines.append(f"    n{n.id} [label={label}];")
             lines.append("  }")
         for n in self.graph.nodes:
             if n.id not in placed:
-                label = n.name or n.op
-                lines.append(f'  n{n.id} [label="{self.graph.label(n)} {label}\\n'
-                             f'{shape_str(n.shape)}", '
-                             'style=dashed];')
+                label = quoted(f"{self.graph.label(n)} {n.name or n.op}", shape_str(n.shape))
+                lines.append(f"  n{n.id} [label={label}, style=dashed];")
             for i in n.inputs:
                 lines.append(f"  n{i.id} -> n{n.id};")
         lines.append("}")
@@ -615,6 +621,21 @@ def _apart_from(arrays, outs) -> list:
                     break
         apart.append(a)
     return apart
+
+
+def _check_options(backend: str, options: dict):
+    """Refuse an option the backend does not take, naming the ones it does (its compile()
+    would name only itself)."""
+    from .backends import get_backend
+    parameters = inspect.signature(get_backend(backend).compile).parameters
+    known = [n for n, p in parameters.items()
+             if n != "fn" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):  # numpy: takes any, ignores
+        known += ["profile", "debug"]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"function: backend {backend!r} has no option {', '.join(unknown)}; "
+                        f"its options: {', '.join(known) or 'none'}")
 
 
 def function(inputs, outputs, updates=None, backend="c", opt_level=2, **options) -> Function:

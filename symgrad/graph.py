@@ -6,9 +6,11 @@ old ones.  Shapes mix ints and `Sym` (a dim given per call, e.g. the batch).
 """
 from __future__ import annotations
 
+import functools
 import itertools
+import linecache
 import os
-import traceback
+import sys
 
 import numpy as np
 
@@ -101,20 +103,33 @@ def broadcast_shapes(op: str, *shapes) -> tuple:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+@functools.lru_cache(maxsize=1024)
+def _in_package(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR)
+
+
+def _user_code():
+    """(file name, line number) of the innermost frame outside the symgrad package.  Walks the
+    frames themselves: every node records this, and traceback.extract_stack (which formats
+    the whole stack and reads source lines) cost a third of building a long graph."""
+    frame = sys._getframe(1)
+    while frame is not None and _in_package(frame.f_code.co_filename):
+        frame = frame.f_back
+    return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else None
+
+
 def user_frame() -> str:
     """`file:line` of the innermost stack frame outside the symgrad package."""
-    for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
-            return f"{os.path.basename(frame.filename)}:{frame.lineno}"
-    return "?"
+    where = _user_code()
+    return f"{os.path.basename(where[0])}:{where[1]}" if where else "?"
 
 
 def user_site() -> str:
-    for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
-            code = (frame.line or "").strip()
-            return f"\n  built at {frame.filename}:{frame.lineno}: {code}"
-    return ""
+    where = _user_code()
+    if where is None:
+        return ""
+    code = linecache.getline(*where).strip()
+    return f"\n  built at {where[0]}:{where[1]}: {code}"
 
 
 # --------------------------------------------------------------------------------------------

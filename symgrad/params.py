@@ -77,6 +77,8 @@ def save_params(path, params):
     if not path.endswith(".npz"):
         path += ".npz"
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):  # else mkstemp's error would name its temporary file
+        raise FileNotFoundError(f"save_params: no directory {directory!r} to write {path!r} in")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED,
@@ -114,10 +116,11 @@ def load_params(path, params, strict=True):
     path = os.fspath(path)
     if not os.path.exists(path) and not path.endswith(".npz") and os.path.exists(path + ".npz"):
         path += ".npz"
-    with np.load(path, allow_pickle=False) as data:
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError(f"load_params: {path} is a single .npy array, not an .npz of "
-                             "named arrays (write one with sg.save_params)")
+    data = np.load(path, allow_pickle=False)
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"load_params: {path} is a single .npy array, not an .npz of "
+                         "named arrays (write one with sg.save_params)")
+    with data:
         keys = list(data.files)
         names = [name for name, _ in named]
         missing = [n for n in names if n not in data.files]

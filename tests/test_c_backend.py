@@ -543,3 +543,17 @@ def test_window_max_rejects_a_bad_index_at_build_time():
     with pytest.raises(sg.ShapeError, match="window_max: expects a float tensor"):
         sg.apply("window_max", sg.placeholder("i", (2, 6), "int64"),
                  sg.constant(np.zeros((1, 3), np.int64)), axis=1)
+
+
+def test_large_constants_are_passed_in_not_written_into_the_source():
+    rng = np.random.default_rng(0)
+    x = sg.placeholder("x", (None, 300), "float64")
+    for seed in range(2):  # same graph, other values: the same library, each its own data
+        table = np.random.default_rng(seed).standard_normal((300, 200))
+        fn = sg.function([x], sg.relu(x @ table + 1.0) * table[0])
+        assert len(fn.source) < 20_000 and "/* const_arg */" in fn.source
+        xv = rng.standard_normal((4, 300))
+        np.testing.assert_allclose(fn(xv), np.maximum(xv @ table + 1.0, 0) * table[0],
+                                   rtol=1e-12)
+    small = sg.function([x], x * np.arange(300.0))
+    assert "const_arg" not in small.source and "static const double" in small.source

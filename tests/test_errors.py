@@ -529,3 +529,23 @@ def test_axis_forms_numpy_accepts(backend):
                 np.stack([zv, zv], axis=-1), np.expand_dims(zv, -3)]
     for got, want in zip(fn(zv), expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_argument_mistakes_get_clear_errors(tmp_path):
+    with pytest.raises(TypeError, match=re.escape("placeholder 'q': shape must be a tuple of "
+                                                  "dims, got 3 (for one axis write (3,))")):
+        sg.placeholder("q", 3)
+    x = sg.placeholder("x", (3,))
+    for level in ("2", 3, -1, True):
+        with pytest.raises(ValueError, match="opt_level must be 0, 1 or 2"):
+            sg.function([x], x * 2, opt_level=level)
+    with pytest.raises(TypeError, match="backend 'c' has no option bogus; its options: "
+                                        "check_finite"):
+        sg.function([x], x * 2, bogus=1)
+    w = sg.shared(np.zeros(2, np.float32), name="w")
+    with pytest.raises(FileNotFoundError, match="save_params: no directory"):
+        sg.save_params(tmp_path / "missing" / "w", [w])
+    np.save(tmp_path / "w.npy", np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="is a single .npy array, not an .npz"):
+        sg.load_params(tmp_path / "w.npy", [w])
+    assert sg.mse(x, 0.0).dtype == np.float32  # a Python number takes the tensor's dtype

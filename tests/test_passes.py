@@ -198,3 +198,25 @@ def test_report_and_dot():
     dot = f.to_dot()
     assert dot.startswith("digraph") and dot.count("subgraph cluster_") == 1
     assert "sigmoid" in str(f.graph)
+
+
+def test_dot_quotes_names_that_hold_quotes_and_backslashes():
+    x = sg.placeholder('q"uo\\te', (None, 3))
+    dot = sg.function([x], sg.relu(x) * 2).to_dot()
+    assert 'placeholder q\\"uo\\\\te' in dot
+    for line in dot.splitlines():  # every label's quotes pair up once escapes are taken out
+        assert line.replace('\\\\', '').replace('\\"', '').count('"') % 2 == 0, line
+
+
+def test_a_fused_chain_of_thousands_of_ops_compiles():
+    """An unrolled recurrence fuses into one loop; building its expression must not recurse
+    once per op (Python's recursion limit is 1000)."""
+    x = sg.placeholder("x", (None, 3), "float64")
+    y = x
+    for _ in range(1500):
+        y = y * 1.0001 + 0.5
+    fn = sg.function([x], y)
+    assert len(fn.kernels) == 1
+    values = np.linspace(-1, 1, 6).reshape(2, 3)
+    np.testing.assert_allclose(fn(values), sg.function([x], y, backend="numpy")(values),
+                               rtol=1e-12)

@@ -90,12 +90,14 @@ class CompiledProgram:
     """What the compiled backends share: the schedule, the workspace plan, the printed graph,
     the kernels' descriptions, the cache key of the source, and failure reports."""
     language = "c"
+    passed_const_size: int | None = 1 << 14  # elements; larger constants are passed in
 
     def __init__(self, fn, check_finite=False, profile=False):
         self.fn = fn
         self.check_finite = check_finite_requested(check_finite)
         self.profile = profile
-        schedule = Schedule(fn, fn.opt_level, check_finite=self.check_finite)
+        schedule = Schedule(fn, fn.opt_level, check_finite=self.check_finite,
+                            passed_const_size=self.passed_const_size)
         self.schedule = schedule
         self.slots = c_render.plan_workspace(schedule.kernels, schedule.buffers)
         self.graph = Graph(schedule.roots)
@@ -200,6 +202,10 @@ class CProgram(CompiledProgram):
             array = storage.array
             self._keep.append(array)
             self._args[buf.arg] = array.ctypes.data
+        for buf in schedule.args:
+            if buf.kind == "const_arg":  # read-only, and kept alive with the program
+                self._keep.append(buf.data)
+                self._args[buf.arg] = buf.data.ctypes.data
         self._args_address = self._args.ctypes.data
         if _trampoline:
             self._run_address = ctypes.cast(self.library.lib.sg_run, ctypes.c_void_p).value

@@ -124,6 +124,7 @@ class DeviceMirror:
 
 class CudaProgram(CompiledProgram):
     language = "cuda"
+    passed_const_size = None  # constants stay in the source (nvcc's device arrays)
 
     def __init__(self, fn, check_finite=False, debug=None):
         from .. import build

@@ -25,9 +25,9 @@ class Buffer:
     name: str
     dtype: np.dtype
     size: Poly                     # elements
-    kind: str                      # "input", "output", "shared", "const", "work"
+    kind: str                      # "input", "output", "shared", "const", "const_arg", "work"
     arg: int = -1                  # index into the entry point's pointer array
-    data: np.ndarray | None = None  # for "const"
+    data: np.ndarray | None = None  # for "const" and "const_arg"
     slot: int = -1                 # workspace slot (liveness-shared memory)
 
     @property

@@ -83,8 +83,13 @@ def extreme_literal(dtype, lowest: bool) -> str:
 class Schedule:
     """Kernels, buffers and argument layout of one compiled step."""
 
-    def __init__(self, fn, opt_level: int = 2, check_finite: bool = False):
+    def __init__(self, fn, opt_level: int = 2, check_finite: bool = False,
+                 passed_const_size: int | None = None):
         self.fn = fn
+        # constants of at least this many elements are passed in by pointer (kind
+        # "const_arg") instead of written into the source: a 1000x1000 one was 20 MB of C
+        # and 12 s of compiling
+        self.passed_const_size = passed_const_size
         self.fuse = opt_level >= 1
         # a step that can stop at any kernel (check_finite) must not have written a parameter
         # before it stops: updates are then staged and copied at the end
@@ -169,8 +174,11 @@ class Schedule:
             array = node.attr["value"].array
             if array.size == 1:
                 return Literal(literal_text(array.reshape(-1)[0], node.dtype), node.dtype)
-            buf = self.buffer(node, "const", data=np.ascontiguousarray(array),
+            passed = self.passed_const_size is not None and array.size >= self.passed_const_size
+            buf = self.buffer(node, "const_arg" if passed else "const",
+                              self.n_args if passed else -1, data=np.ascontiguousarray(array),
                               label=f"const{self.ids[node.id]}")
+            self.n_args += passed
             return View.whole(buf, self.shape_of(node))
         if node.op == "placeholder":
             raise CodegenError(f"placeholder {node.name!r} is not among the inputs")
@@ -270,29 +278,35 @@ class Schedule:
 
     # ------------------------------------------------------------------ element-wise loops
     def expression(self, node, kernel: LoopKernel, loop_shape, cache: dict):
-        """C variable holding `node` inside `kernel`'s loop (recursing through inline values)."""
-        if node.id in cache:
-            return cache[node.id]
-        value = self.values.get(node.id)
-        if isinstance(value, Literal):
-            cache[node.id] = value.text
-            return value.text
-        if isinstance(value, View):
-            var = f"v{len(cache)}"
-            kernel.loads.append(Load(var, value.broadcast(loop_shape)))
-            kernel.reads.append(value.buffer)
-            cache[node.id] = var
-            return var
-        # an inline (or being-materialized) element-wise node
-        args = [self.expression(i, kernel, loop_shape, cache) for i in node.inputs]
-        op = OPS[node.op]
-        text = op.c.format(*args, T=ctype(node.dtype))
-        var = f"v{len(cache)}"
-        kernel.statements.append((ctype(node.dtype), var, text))
-        if all(n is not node for n in kernel.nodes):
-            kernel.nodes.append(node)
-        cache[node.id] = var
-        return var
+        """C variable holding `node` inside `kernel`'s loop, through its inline inputs (first
+        input first, depth first).  An explicit stack, not recursion: a fused chain of
+        thousands of ops (an unrolled recurrence) is one loop too."""
+        pending = [(node, False)]
+        while pending:
+            n, inputs_done = pending.pop()
+            if n.id in cache:
+                continue
+            if inputs_done:  # an inline (or being-materialized) element-wise node
+                args = [cache[i.id] for i in n.inputs]
+                text = OPS[n.op].c.format(*args, T=ctype(n.dtype))
+                var = f"v{len(cache)}"
+                kernel.statements.append((ctype(n.dtype), var, text))
+                if all(k is not n for k in kernel.nodes):
+                    kernel.nodes.append(n)
+                cache[n.id] = var
+                continue
+            value = self.values.get(n.id)
+            if isinstance(value, Literal):
+                cache[n.id] = value.text
+            elif isinstance(value, View):
+                var = f"v{len(cache)}"
+                kernel.loads.append(Load(var, value.broadcast(loop_shape)))
+                kernel.reads.append(value.buffer)
+                cache[n.id] = var
+            else:
+                pending.append((n, True))
+                pending.extend((i, False) for i in reversed(n.inputs))
+        return cache[node.id]
 
     def _materialize_loop(self, node, value=None) -> View:
         target = self.target_for(node)
@@ -495,7 +509,7 @@ class Schedule:
         update_copies = []
         for target_node, value_node in self.fn.updates:
             value = self.values[value_node.id]
-            if not isinstance(value, View) or value.buffer.kind in ("shared", "input", "const") \
+            if not isinstance(value, View) or value.buffer.kind in ("shared", "input", "const", "const_arg") \
                     or not value.is_contiguous():
                 staged = View.whole(self.buffer(value_node, "work",
                                                 label=f"{target_node.name or 'shared'}_new"),
