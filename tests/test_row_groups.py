@@ -97,3 +97,23 @@ def test_check_finite_names_the_member_that_made_the_nan():
     assert fn.kernels[1].runs_in == fn.kernels[0].name
     with pytest.raises(FloatingPointError, match=f"kernel {fn.kernels[1].name}"):
         fn(np.random.default_rng(0).standard_normal((32, 40)))
+
+
+def test_a_long_row_chain_is_split_into_bounded_groups():
+    """opt_level 0 leaves every op a kernel; a chain of them along rows joins row groups of at
+    most rows.MAX_MEMBERS members (checking each candidate against an unbounded group was
+    quadratic), and the values stay the numpy backend's."""
+    from symgrad.codegen.rows import MAX_MEMBERS
+    x = sg.placeholder("x", (None, 50), "float64")
+    y = x - sg.max(x, axis=1, keepdims=True)
+    for _ in range(3 * MAX_MEMBERS):
+        y = y * 0.99 + 0.01
+    out = sg.sum(y, axis=1)
+    fn = sg.function([x], out, opt_level=0)
+    members = {}
+    for k in fn.kernels:
+        leader = k.runs_in or k.name
+        members[leader] = members.get(leader, 0) + 1
+    assert max(members.values()) <= MAX_MEMBERS and len(members) < len(fn.kernels)
+    xv = np.random.default_rng(0).standard_normal((7, 50))
+    np.testing.assert_allclose(fn(xv), sg.function([x], out, backend="numpy")(xv), rtol=1e-12)

@@ -123,6 +123,11 @@ def _joins(group: list, form: RowForm) -> bool:
     return True
 
 
+# Members of one row group at most: each candidate is checked against the whole group, so an
+# unbounded group made a 1000-kernel chain (opt_level 0) quadratic, 40 s of its compile.
+MAX_MEMBERS = 32
+
+
 def row_groups(kernels, excluded=frozenset()) -> list:
     """Lists of RowForms (two or more, at least one reduction) that run as one kernel each;
     kernels at the `excluded` indices (GEMM epilogues) take part in none."""
@@ -134,7 +139,7 @@ def row_groups(kernels, excluded=frozenset()) -> list:
 
     for index, kernel in enumerate(kernels):
         form = None if index in excluded else row_form(kernel)
-        if form is not None and current and _joins(current, form):
+        if form is not None and 0 < len(current) < MAX_MEMBERS and _joins(current, form):
             current.append(form)
             continue
         close()
