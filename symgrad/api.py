@@ -13,8 +13,8 @@ from collections import Counter
 import numpy as np
 
 from .graph import (DTYPES, SharedValue, ShapeError, Sym, Tensor, as_dtype, broadcast_shapes,
-                    convert_values, dim_add, dim_sub, dims_equal, is_float, named_sym, resolve_dim, shape_str,
-                    sym_product, sym_shift, unify_dims, user_site)
+                    convert_values, dim_add, dim_sub, dims_equal, is_float, named_sym, resolve_dim,
+                    shape_str, sym_product, sym_shift, unify_dims, user_site)
 from .ops import apply
 from .ops.shape import full_slice, split_dims, sym_by_id
 

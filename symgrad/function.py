@@ -326,8 +326,8 @@ class Function:
 
     def report(self, **dims) -> Report:
         """The kernels, the graph nodes each computes, the bytes each moves and the workspace,
-        for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1).  Returns
-        the text (print it); it no longer prints as well, which showed it twice."""
+        for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1), as text
+        to print."""
         values = [1] * self._n_dims
         known = {name for sym in self.sym_slots for name in (sym.name, str(sym))}
         unknown = sorted(set(dims) - known)

@@ -85,9 +85,6 @@ class RunError:
     def __init__(self, template: str, *dims):
         self.template, self.dims = template, dims
 
-    def __bool__(self):
-        return True
-
     def text(self, values: dict) -> str:
         """The message for a call whose symbolic dims are {root Sym: int}."""
         from ..dims import dim_name, dim_value

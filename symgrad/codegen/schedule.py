@@ -509,8 +509,8 @@ class Schedule:
         update_copies = []
         for target_node, value_node in self.fn.updates:
             value = self.values[value_node.id]
-            if not isinstance(value, View) or value.buffer.kind in ("shared", "input", "const", "const_arg") \
-                    or not value.is_contiguous():
+            if not isinstance(value, View) or not value.is_contiguous() or \
+                    value.buffer.kind in ("shared", "input", "const", "const_arg"):
                 staged = View.whole(self.buffer(value_node, "work",
                                                 label=f"{target_node.name or 'shared'}_new"),
                                     self.shape_of(value_node))
