@@ -268,19 +268,21 @@ def clip(x, a_min=None, a_max=None):
 
 
 # ---------------------------------------------------------------------------- reductions
+def _axis(axis, ndim: int, op: str, shape) -> int:
+    """One axis of `ndim` (negative counts from the end), checked as numpy does."""
+    if not -ndim <= int(axis) < ndim:
+        raise ShapeError(f"{op + ': ' if op else ''}axis {axis} is out of range for a tensor of "
+                         f"shape {shape_str(shape)}" + user_site())
+    return int(axis) % ndim
+
+
 def _axes(x: Tensor, axis, op: str = "") -> tuple:
     if axis is None:
         return tuple(range(x.ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    prefix = f"{op}: " if op else ""
-    out = []
-    for a in axes:
-        if not -x.ndim <= a < x.ndim:
-            raise ShapeError(f"{prefix}axis {a} is out of range for a tensor of shape "
-                             f"{shape_str(x.shape)}" + user_site())
-        out.append(int(a) % x.ndim if x.ndim else 0)
+    out = [_axis(a, x.ndim, op, x.shape) for a in axes]
     if len(set(out)) != len(out):
-        raise ShapeError(f"{prefix}repeated axis in {axis!r}" + user_site())
+        raise ShapeError(f"{op + ': ' if op else ''}repeated axis in {axis!r}" + user_site())
     return tuple(sorted(out))
 
 
@@ -343,14 +345,6 @@ def reshape(x, shape) -> Tensor:
     if len(shape) == x.ndim and all(a is b or a == b for a, b in zip(shape, x.shape)):
         return x
     return apply("reshape", x, shape=shape)
-
-
-def _axis(axis, ndim: int, op: str, shape) -> int:
-    """One axis of `ndim` (negative counts from the end), checked as numpy does."""
-    if not -ndim <= int(axis) < ndim:
-        raise ShapeError(f"{op}: axis {axis} is out of range for a tensor of shape "
-                         f"{shape_str(shape)}" + user_site())
-    return int(axis) % ndim
 
 
 def transpose(x, axes=None) -> Tensor:

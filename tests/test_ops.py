@@ -219,9 +219,8 @@ def test_rows_with_infinities_agree_with_numpy(dtype, opt_level, backend):
                x - sg.logsumexp(x, axis=1, keepdims=True), sg.grad(ce, x)]
     fn = sg.function([x, t], outputs, backend=backend, opt_level=opt_level)
     rows, labels = INF_ROWS.astype(dtype), np.array([0, 1, 2, 2, 0, 1, 2])
-    with np.errstate(all="ignore"):
-        lse = np.log(np.sum(np.exp(rows - 0.0), axis=1, keepdims=True))
-        lse[1:2] = np.log(np.sum(np.exp(rows[1:2] - 3), axis=1, keepdims=True)) + 3
+    with np.errstate(all="ignore"):  # unshifted: these rows' finite values are small
+        lse = np.log(np.sum(np.exp(rows), axis=1, keepdims=True))
         logp = rows - lse
     expected = [np.exp(logp), logp, lse[:, 0], np.exp(logp), logp,
                 (np.exp(logp) - np.eye(3)[labels]) / len(rows)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..dims import dim_name, dim_value
 from .poly import Poly, product, row_major_strides
 
 C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
@@ -87,7 +88,6 @@ class RunError:
 
     def text(self, values: dict) -> str:
         """The message for a call whose symbolic dims are {root Sym: int}."""
-        from ..dims import dim_name, dim_value
         try:
             return self.template.format(*(dim_value(d, values) for d in self.dims))
         except KeyError:  # a dim the call did not bind: name it instead
