@@ -4,6 +4,7 @@
   2. sigmoid forward+backward y = g*s*(1-s) on 2^24 float32                      target >= 4x numpy
   3. matmul 512x512x512 float32 inside a compiled function                        target >= 0.9x numpy
   4. MLP step (784-512-512-10) cold compile and warm-cache new-process start      target <= 1.0 s / 0.1 s
+  5. cold compile of a step of 1, 4, 16 identical residual blocks, against jax.jit's first call
 
     python bench/bench_c_backend.py [--quick]
 """
@@ -131,6 +132,63 @@ def mlp_compile():
               f"import {import_s:.3f} s)")
 
 
+DEEP_SCRIPT = r"""
+import sys, time
+import numpy as np
+blocks, peer = int(sys.argv[1]), sys.argv[2]
+rng = np.random.default_rng(0)
+shapes = [(128, 128), (128,)] * blocks
+values = [0.05 * rng.standard_normal(s).astype(np.float32) for s in shapes]
+xb = rng.standard_normal((64, 128), dtype=np.float32); tb = rng.integers(0, 10, 64)
+t0 = time.perf_counter()
+if peer == "symgrad":
+    import symgrad as sg
+    x = sg.placeholder("x", ("batch", 128)); t = sg.placeholder("t", ("batch",), dtype="int64")
+    ps = [sg.shared(v, name=f"p{i}") for i, v in enumerate(values)]
+    h = x
+    for W, b in zip(ps[::2], ps[1::2]):  # a residual block: h + relu(layer_norm(h) @ W + b)
+        h = h + sg.relu(sg.layer_norm(h, axis=-1) @ W + b)
+    loss = sg.cross_entropy(h[:, :10], t)
+    step = sg.function([x, t], loss, updates=sg.optim.sgd(ps, sg.grad(loss, ps), lr=0.01,
+                                                          momentum=0.9))
+    step(xb, tb)
+    functions = step.source.count(chr(10) + "static int k")
+    detail = f"{len(step.kernels)} kernels in {functions} C functions"
+else:
+    import jax, jax.numpy as jnp
+    def loss_fn(ps, x, t):
+        h = x
+        for W, b in zip(ps[::2], ps[1::2]):
+            mu = h.mean(-1, keepdims=True); var = ((h - mu) ** 2).mean(-1, keepdims=True)
+            h = h + jax.nn.relu((h - mu) / jnp.sqrt(var + 1e-5) @ W + b)
+        logp = jax.nn.log_softmax(h[:, :10])
+        return -jnp.take_along_axis(logp, t[:, None], axis=1).mean()
+    @jax.jit
+    def step(ps, vs, x, t):
+        loss, gs = jax.value_and_grad(loss_fn)(ps, x, t)
+        vs = [0.9 * v + g for v, g in zip(vs, gs)]
+        return loss, [p - 0.01 * v for p, v in zip(ps, vs)], vs
+    ps = [jnp.asarray(v) for v in values]
+    step(ps, [jnp.zeros_like(p) for p in ps], xb, tb)[0].block_until_ready()
+    detail = ""
+print(f"{time.perf_counter() - t0:.3f} {detail}")
+"""
+
+
+def deep_compile(block_counts=(1, 4, 16)):
+    """Cold compile of a training step of N identical residual blocks (each its own weights):
+    symgrad's compile time should follow the distinct kernels, not N (define_once)."""
+    print("\n== residual blocks h + relu(layer_norm(h) @ W + b), 128 wide, SGD momentum: "
+          "cold sg.function -> first result (empty cache), against jax.jit's first call")
+    for blocks in block_counts:
+        for peer in ("symgrad",) + (("jax.jit",) if jax is not None else ()):
+            cache = tempfile.mkdtemp(prefix="symgrad-bench-cache-")
+            out = subprocess.run([sys.executable, "-c", DEEP_SCRIPT, str(blocks), peer],
+                                 env=dict(os.environ, SYMGRAD_CACHE_DIR=cache),
+                                 capture_output=True, text=True, check=True).stdout.split(" ", 1)
+            print(f"  {blocks:3d} blocks  {peer:8s} {float(out[0]):7.2f} s   {out[1].strip()}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
@@ -143,6 +201,7 @@ def main():
     sigmoid_grad(2 ** 16 if args.quick else 2 ** 24)
     matmul(128 if args.quick else 512)
     mlp_compile()
+    deep_compile((1, 4) if args.quick else (1, 4, 16))
 
 
 if __name__ == "__main__":

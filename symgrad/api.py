@@ -81,10 +81,14 @@ class ConstantValue:
 
 def shared(value, name=None, dtype=None) -> Tensor:
     """A tensor whose value persists across calls and that compiled functions update in place."""
-    array = np.array(value, dtype=None if dtype is None else as_dtype(dtype), order="C")
-    if dtype is None and array.dtype == FLOAT64 and not isinstance(value, (np.ndarray, np.generic)):
-        array = array.astype(FLOAT32)  # Python floats default to float32, like placeholders
-    as_dtype(array.dtype)
+    what = f"shared {name}" if name else "shared"
+    if dtype is None:
+        found = convert_values(value, None, what).dtype  # what numpy makes of it
+        # Python floats default to float32, like placeholders
+        python_floats = found == FLOAT64 and not isinstance(value, (np.ndarray, np.generic))
+        dtype = FLOAT32 if python_floats else found
+    # the same conversion rules as set_value: no float truncated to int, no int wrapped
+    array = np.array(convert_values(value, as_dtype(dtype), what), order="C")
     # np.array(order="C") is already a C-contiguous copy; np.ascontiguousarray would turn a 0-d
     # value into shape (1,)
     storage = SharedValue(array)
@@ -233,6 +237,8 @@ def power(a, b):
         return square(a)
     if isinstance(a, Tensor) and a.dtype.kind in "iu" and isinstance(b, numbers.Integral) \
             and not isinstance(b, bool):
+        if isinstance(b, np.integer):  # a typed scalar: int32 ** np.int64(20) is int64
+            a = cast(a, as_dtype(np.result_type(a.dtype, b.dtype)))
         return _integer_power(a, int(b))
     a, b = promote(a, b)
     return apply("pow", _float_operand(a), _float_operand(b))
@@ -270,6 +276,9 @@ def clip(x, a_min=None, a_max=None):
 # ---------------------------------------------------------------------------- reductions
 def _axis(axis, ndim: int, op: str, shape) -> int:
     """One axis of `ndim` (negative counts from the end), checked as numpy does."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{op + ': ' if op else ''}axis must be an int, got {axis!r}"
+                        + user_site())
     if not -ndim <= int(axis) < ndim:
         raise ShapeError(f"{op + ': ' if op else ''}axis {axis} is out of range for a tensor of "
                          f"shape {shape_str(shape)}" + user_site())
@@ -307,7 +316,7 @@ def argmax(x, axis=None, keepdims=False):
     if axis is None:  # the index into the flattened array; keepdims keeps every axis as 1
         flat = apply("argmax", reshape(x, (-1,)), axis=0, keepdims=False)
         return reshape(flat, (1,) * x.ndim) if keepdims else flat
-    return apply("argmax", x, axis=_axes(x, axis, "argmax")[0], keepdims=bool(keepdims))
+    return apply("argmax", x, axis=_axis(axis, x.ndim, "argmax", x.shape), keepdims=bool(keepdims))
 
 
 def size_of(x, axes, dtype="float32") -> Tensor:
@@ -398,7 +407,8 @@ def concatenate(tensors, axis=0) -> Tensor:
         tensors, axis = [reshape(t, (-1,)) for t in tensors], 0
     if len(tensors) == 1:
         return tensors[0]
-    return apply("concatenate", *tensors, axis=_axes(tensors[0], axis, "concatenate")[0])
+    first = tensors[0]
+    return apply("concatenate", *tensors, axis=_axis(axis, first.ndim, "concatenate", first.shape))
 
 
 def stack(tensors, axis=0) -> Tensor:
@@ -417,7 +427,7 @@ def take(x, indices, axis=None) -> Tensor:
     indices = as_tensor(indices)
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
-    return apply("take", x, indices, axis=_axes(x, axis, "take")[0])
+    return apply("take", x, indices, axis=_axis(axis, x.ndim, "take", x.shape))
 
 
 def arange(start, stop=None, step=None, *, dtype=None) -> Tensor:
@@ -570,12 +580,12 @@ def dot(a, b) -> Tensor:
 # ---------------------------------------------------------------------------- networks
 def softmax(x, axis=-1) -> Tensor:
     x = _float_operand(x)
-    return apply("softmax", x, axis=_axes(x, axis, "softmax")[0])
+    return apply("softmax", x, axis=_axis(axis, x.ndim, "softmax", x.shape))
 
 
 def log_softmax(x, axis=-1) -> Tensor:
     x = _float_operand(x)
-    return apply("log_softmax", x, axis=_axes(x, axis, "log_softmax")[0])
+    return apply("log_softmax", x, axis=_axis(axis, x.ndim, "log_softmax", x.shape))
 
 
 def cross_entropy(logits, labels) -> Tensor:

@@ -49,7 +49,8 @@ def grad(cost, wrt):
                             f"{type(w).__name__}")
         if not is_float(w.dtype):
             raise TypeError(f"grad: cannot differentiate with respect to wrt[{i}] "
-                            f"({w.name or w.op}), a {w.dtype.name} tensor")
+                            f"({w.name or w.op}), of dtype {w.dtype.name}: only float tensors "
+                            "have gradients")
 
     # group and stabilize first, so a sigmoid written as gates gets the sigmoid's own adjoint
     from .passes import stabilize

@@ -417,26 +417,36 @@ def _cached_build(source, key_extra, argv, flags, libs, ext, language, load):
         lib = _try_load(load, so, sidecar)  # another process may have built it while we waited
         if lib is not None:
             return lib, so, key, False
-        _write_atomic(src, source)
-        tmp = d / f"{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp.so"
-        cmd = [*argv, *flags, "-o", str(tmp), str(src), *libs]
         try:
-            compiler_runs += 1
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0 or not tmp.exists():
-                lines = (r.stderr or r.stdout).splitlines()
-                more = f"\n... ({len(lines) - 40} more lines)" if len(lines) > 40 else ""
-                msg = "\n".join(lines[:40]) + more
-                raise CompileError(f"{language} compilation failed (exit {r.returncode}).\n"
-                                   f"command: {shlex.join(cmd)}\nsource kept at: {src}\n{msg}")
-            digest = _file_sha256(tmp)
-            os.replace(tmp, so)  # atomic: readers see the old file or the whole new one
-        finally:
-            tmp.unlink(missing_ok=True)  # never leave a partial library behind
-        _write_atomic(sidecar, digest + "\n")
+            _compile_into(so, sidecar, src, source, argv, flags, libs, language)
+        except OSError as exc:  # e.g. a directory where the entry's file goes
+            raise _unusable_cache(so, exc) from None
         return load(so), so, key, True
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _compile_into(so, sidecar, src, source, argv, flags, libs, language):
+    """Compile `source` (kept at `src`) to a temp file, rename it to `so` atomically, then write
+    its checksum to `sidecar` (the caller holds the key's lock)."""
+    global compiler_runs
+    _write_atomic(src, source)
+    tmp = so.with_name(f"{so.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp.so")
+    cmd = [*argv, *flags, "-o", str(tmp), str(src), *libs]
+    try:
+        compiler_runs += 1
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0 or not tmp.exists():
+            lines = (r.stderr or r.stdout).splitlines()
+            more = f"\n... ({len(lines) - 40} more lines)" if len(lines) > 40 else ""
+            msg = "\n".join(lines[:40]) + more
+            raise CompileError(f"{language} compilation failed (exit {r.returncode}).\n"
+                               f"command: {shlex.join(cmd)}\nsource kept at: {src}\n{msg}")
+        digest = _file_sha256(tmp)
+        os.replace(tmp, so)  # atomic: readers see the old file or the whole new one
+    finally:
+        tmp.unlink(missing_ok=True)  # never leave a partial library behind
+    _write_atomic(sidecar, digest + "\n")
 
 
 # ---------------------------------------------------------------------------- warm starts

@@ -181,6 +181,11 @@ def _normalize_updates(updates):
             if not np.can_cast(value.dtype, target.dtype, "same_kind"):
                 raise TypeError(f"updates[{i}]: cannot update {target.dtype.name} shared "
                                 f"{target.name or ''} with {value.dtype.name}")
+            if target.dtype.kind in "iu" and value.dtype.itemsize > target.dtype.itemsize:
+                # rounding a float64 into float32 is expected; wrapping 2**40 to 0 is not
+                raise TypeError(f"updates[{i}]: {value.dtype.name} values into {target.dtype.name}"
+                                f" shared {target.name or ''} would wrap where they do not fit; "
+                                f"cast them with .astype('{target.dtype.name}') if that is meant")
             value = sg.cast(value, target.dtype)
         out.append((target, value))
     return out
@@ -188,7 +193,7 @@ def _normalize_updates(updates):
 
 class Function:
     def __init__(self, inputs, outputs, updates=None, backend="c", opt_level=2, **options):
-        self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        self.inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
         for i, x in enumerate(self.inputs):
             if not isinstance(x, Tensor) or x.op != "placeholder":
                 raise TypeError(f"function: inputs[{i}] must be a placeholder, got "
@@ -530,10 +535,16 @@ class Function:
             checked = _apart_from(checked, outs)
         with self._running:
             values = self._program.run(checked, dims, outs)
+        if out is not None:  # the caller's own arrays (a memmap stays a memmap), as numpy does
+            values = [out] if isinstance(out, np.ndarray) else list(out)
         return self._pack(values)
 
     def _check_out(self, out, dims):
-        outs = [out] if type(out) is np.ndarray else list(out)
+        """The out= arrays, validated, as plain ndarrays (a subclass such as np.memmap is
+        viewed as one: the step writes into its memory)."""
+        outs = [out] if isinstance(out, np.ndarray) else list(out)
+        outs = [o.view(np.ndarray) if isinstance(o, np.ndarray) and type(o) is not np.ndarray
+                else o for o in outs]
         if len(outs) != len(self.outputs):
             raise TypeError(f"out= takes {len(self.outputs)} arrays, got {len(outs)}")
         shapes = self._static_out_shapes

@@ -34,23 +34,24 @@ def as_dtype(dtype) -> np.dtype:
 
 
 def convert_values(value, dtype: np.dtype, what: str) -> np.ndarray:
-    """`value` (an array, or what numpy makes one of) as `dtype`, refusing what numpy's casts do
-    silently wrong: a masked array (its mask would be dropped), objects, floats to integers,
-    integers that do not fit, finite floats that overflow to inf.  TypeError or OverflowError,
-    naming `what`."""
+    """`value` (an array, or what numpy makes one of) as `dtype` (None: numpy's choice), refusing
+    what numpy's casts do silently wrong: a masked array (its mask would be dropped), objects,
+    floats to integers, integers that do not fit, finite floats that overflow to inf.
+    TypeError or OverflowError, naming `what`."""
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{what}: a masked array (its mask would be lost); pass "
                         ".filled(fill_value) or the plain data")
+    target = f"a {dtype.name} array" if dtype is not None else "an array"
     try:
         array = np.asarray(value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise TypeError(f"{what}: cannot make a {dtype.name} array of {type(value).__name__}: "
+        raise TypeError(f"{what}: cannot make {target} of {type(value).__name__}: "
                         f"{exc}") from None
-    if array.dtype == dtype:
-        return array
     if array.dtype.kind not in "biuf":  # strings, None, ints beyond 64 bits
-        raise TypeError(f"{what}: cannot convert {type(value).__name__} to a {dtype.name} "
-                        f"array (numpy makes {array.dtype.name} of it)")
+        raise TypeError(f"{what}: cannot convert {type(value).__name__} to {target} "
+                        f"(numpy makes {array.dtype.name} of it)")
+    if dtype is None or array.dtype == dtype:
+        return array
     if not np.can_cast(array.dtype, dtype, "same_kind"):
         raise TypeError(f"{what}: expected {dtype.name}, got {array.dtype.name} values, which "
                         f"numpy would cast without a word; convert them explicitly")

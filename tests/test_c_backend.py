@@ -557,3 +557,66 @@ def test_large_constants_are_passed_in_not_written_into_the_source():
                                    rtol=1e-12)
     small = sg.function([x], x * np.arange(300.0))
     assert "const_arg" not in small.source and "static const double" in small.source
+
+
+# ------------------------------------------------------------------ one function per distinct code
+def test_identical_blocks_share_one_function_and_keep_their_values():
+    """Eight identical layers, stacked: each layer's GEMM with its fused epilogue and each
+    copy into the stack (at its own offset) is one C function; the values are numpy's."""
+    rng = np.random.default_rng(0)
+    x = sg.placeholder("x", (None, 8))
+    W = sg.shared((0.3 * rng.standard_normal((8, 8))).astype(np.float32), name="W")
+    h, parts = x, []
+    for _ in range(8):
+        h = sg.tanh(h @ W + 0.5)
+        parts.append(h)
+    y = sg.stack(parts)
+    outputs = [y[::-1] * 2.0, sg.grad(sg.sum(y * y), W)]
+    fn = sg.function([x], outputs)
+    src = fn.source
+    assert src.count("(the same code) on its own buffers") >= 14  # 7 GEMMs + 7 copies
+    defined = [k.name for k in fn.kernels if f"static int {k.name}(" in src]
+    assert len(defined) < len(fn.kernels) // 2
+    xv = rng.standard_normal((5, 8)).astype(np.float32)
+    for got, want in zip(fn(xv), sg.function([x], outputs, backend="numpy")(xv)):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+def test_kernels_that_differ_in_a_constant_or_an_offset_pattern_stay_apart():
+    x = sg.placeholder("x", (None, 6))
+    a, b = sg.tanh(x + 0.5), sg.tanh(x + 1.5)  # the same loop but for one literal
+    shifted = x[:, 1:] + x[:, :-1]             # one buffer at two offsets: not moved
+    fn = sg.function([x], [a * 3.0, b * 3.0, shifted], opt_level=0)
+    xv = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
+    got = fn(xv)
+    np.testing.assert_allclose(got[0], np.tanh(xv + 0.5) * 3, rtol=1e-6)
+    np.testing.assert_allclose(got[1], np.tanh(xv + 1.5) * 3, rtol=1e-6)
+    np.testing.assert_allclose(got[2], xv[:, 1:] + xv[:, :-1], rtol=1e-6)
+    assert "(v0 + 0.5f)" in fn.source and "(v0 + 1.5f)" in fn.source
+
+
+def test_a_directory_in_place_of_a_cache_file_is_a_cache_error(tmp_path):
+    env = dict(os.environ, SYMGRAD_CACHE_DIR=str(tmp_path))
+    first = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    for sidecar in tmp_path.glob("*/*.sha256"):
+        if "PyInit" not in sidecar.with_suffix(".c").read_text():  # not the call trampoline's
+            sidecar.unlink()
+            sidecar.mkdir()
+    again = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert again.returncode != 0 and "CacheError: symgrad's compile cache" in again.stderr, \
+        again.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["I", "complex", "NULL", "HUGE_VAL", "INT64_MAX", "expf",
+                                  "FP_NAN", "SG_EXPORT", "omp_get_thread_num", "errno"])
+def test_names_that_are_c_macros_or_functions_compile(name):
+    """<complex.h> (through <tgmath.h>) defines I; a buffer named after a macro or a math
+    function the kernel calls would not compile."""
+    x = sg.placeholder(name, (None, 4))
+    w = sg.shared(np.ones(4, np.float32), name=name)
+    fn = sg.function([x], sg.exp(x) * w, updates=[(w, w * 2)])
+    xv = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_allclose(fn(xv), np.exp(xv), rtol=1e-6)

@@ -488,7 +488,7 @@ def test_grad_wrt_an_integer_tensor():
     x = sg.placeholder("x", (2,), "float64")
     i = sg.placeholder("i", (2,), "int64")
     with pytest.raises(TypeError, match=r"cannot differentiate with respect to wrt\[1\] \(i\), "
-                                        r"a int64 tensor"):
+                                        r"of dtype int64: only float tensors have gradients"):
         sg.grad(sg.sum(x * i), [x, i])
 
 
@@ -549,3 +549,61 @@ def test_argument_mistakes_get_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="is a single .npy array, not an .npz"):
         sg.load_params(tmp_path / "w.npy", [w])
     assert sg.mse(x, 0.0).dtype == np.float32  # a Python number takes the tensor's dtype
+
+
+def test_shared_follows_the_conversion_rules_of_set_value():
+    with pytest.raises(TypeError, match="shared c: expected int32, got float64"):
+        sg.shared([1.7, 2.9], name="c", dtype="int32")
+    with pytest.raises(OverflowError, match="shared c: values from 1099511627776"):
+        sg.shared([2 ** 40], name="c", dtype="int32")
+    with pytest.raises(OverflowError, match="shared: finite values overflow float32"):
+        sg.shared(1e300)  # a Python float is float32, like a placeholder
+    for value in (2 ** 70, "abc", None, [[1, 2], [3]]):
+        with pytest.raises(TypeError, match="shared s: cannot"):
+            sg.shared(value, name="s")
+    assert sg.shared(1.5).dtype == np.float32 and sg.shared(3).dtype == np.int64
+    assert sg.shared(np.float64(2)).dtype == np.float64 and sg.shared([True]).dtype == np.bool_
+
+
+def test_an_integer_update_that_would_wrap_is_refused():
+    counts = sg.shared(np.zeros(2, np.int32), name="counts")
+    k = sg.placeholder("k", (2,), "int64")
+    with pytest.raises(TypeError, match=re.escape("updates[0]: int64 values into int32 shared "
+                                                  "counts would wrap")):
+        sg.function([k], [], updates=[(counts, k)])
+    step = sg.function([k], [], updates=[(counts, (counts + 1) * 2)])  # int32 arithmetic: fine
+    step(np.zeros(2, np.int64))
+    np.testing.assert_array_equal(counts.get_value(), [2, 2])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_single_axis_ops_refuse_tuples_and_bools(backend):
+    x = sg.placeholder("x", (3, 4))
+    for build in (lambda: sg.softmax(x, axis=(0, 1)), lambda: sg.log_softmax(x, axis=(1,)),
+                  lambda: sg.argmax(x, axis=(1, 0)), lambda: sg.concatenate([x, x], axis=(1,)),
+                  lambda: sg.take(x, np.array([0]), axis=(1, 0)),
+                  lambda: sg.sum(x, axis=True), lambda: x.max(axis=(0, False))):
+        with pytest.raises(TypeError, match="axis must be an int, got"):
+            build()
+    xv = np.arange(12, dtype=np.float32).reshape(3, 4)
+    got = sg.function([x], [sg.sum(x, axis=np.int64(1)), sg.argmax(x, axis=np.int32(0))],
+                      backend=backend)(xv)
+    np.testing.assert_array_equal(got[0], xv.sum(axis=1))
+    np.testing.assert_array_equal(got[1], xv.argmax(axis=0))
+
+
+def test_a_numpy_integer_exponent_promotes_as_in_numpy(backend):
+    x = sg.placeholder("x", (2,), "int32")
+    xv = np.array([3, 7], np.int32)
+    got = sg.function([x], [x ** np.int64(20), x ** 3], backend=backend)(xv)
+    for value, want in zip(got, [xv ** np.int64(20), xv ** 3]):
+        assert value.dtype == want.dtype
+        np.testing.assert_array_equal(value, want)
+
+
+def test_out_takes_an_ndarray_subclass_and_inputs_any_iterable(tmp_path):
+    x = sg.placeholder("x", (3, 4))
+    fn = sg.function((t for t in [x]), x * 2)
+    target = np.memmap(tmp_path / "out.bin", dtype=np.float32, mode="w+", shape=(3, 4))
+    result = fn(np.ones((3, 4), np.float32), out=target)
+    assert result is target and float(target.sum()) == 24.0

@@ -229,6 +229,23 @@ def test_rows_with_infinities_agree_with_numpy(dtype, opt_level, backend):
     np.testing.assert_array_equal(fn(rows, labels)[0][0], [0.0, np.nan, 0.0])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_nan_beside_an_inf_in_a_long_row_makes_the_row_nan(dtype, backend):
+    """Rows long enough to vectorize, with the NaN in every lane: gcc 12 once compiled the
+    check for a NaN in a +inf row so that it saw the NaN only in a vector's first lane."""
+    rows = np.random.default_rng(0).standard_normal((40, 40)).astype(dtype)
+    for k in range(40):
+        rows[k, (k + 13) % 40], rows[k, k] = np.inf, np.nan
+    x = sg.placeholder("x", (None, 40), dtype)
+    t = sg.placeholder("t", (None,), "int64")
+    ce = sg.cross_entropy(x, t)
+    outputs = [sg.softmax(x, axis=1), sg.log_softmax(x, axis=1), sg.logsumexp(x, axis=1),
+               sg.transpose(sg.softmax(sg.transpose(x), axis=0)), ce, sg.grad(ce, x)]
+    fn = sg.function([x, t], outputs, backend=backend)
+    for got in fn(rows, np.zeros(40, np.int64)):
+        assert np.all(np.isnan(got)), got
+
+
 # ---------------------------------------------------------------------------------- the registry
 def test_registry_covers_the_public_api():
     covered = {name for c in CASES for name in c.api}

@@ -6,6 +6,7 @@ workspace offsets); the templates only hold the shape of the code.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 
 from .kernels import Buffer, GemmKernel, LoopKernel
@@ -84,7 +85,25 @@ class LoopPlan:
     columns: bool = False                          # reduce down columns, a tile of them at once
 
 
-def plan_loop(kernel: LoopKernel) -> LoopPlan:
+def pointer_shifts(kernel: LoopKernel) -> dict:
+    """{buffer name: offset} for each buffer argument that the kernel reads or writes at one
+    nonzero offset only (a part of a concatenation, a slice): the caller passes the pointer
+    already moved, so kernels that differ only there are one function (define_once)."""
+    offsets = {}
+    for view in [load.view for load in kernel.loads] + [view for view, _ in kernel.stores]:
+        if view.buffer.kind != "const":
+            offsets.setdefault(view.buffer.name, set()).add(view.offset)
+    return {name: next(iter(found)) for name, found in offsets.items()
+            if len(found) == 1 and not next(iter(found)).is_zero()}
+
+
+def plan_loop(kernel: LoopKernel, shifts=None) -> LoopPlan:
+    """`shifts`: pointer_shifts(kernel) where the caller passes those buffers moved."""
+    shifts = shifts or {}
+
+    def offset(view):
+        return Poly.const(0) if view.buffer.name in shifts else view.offset
+
     n_kept = len(kernel.shape)
     accesses = [l.view.strides for l in kernel.loads]
     store_strides = [v.strides for v, _ in kernel.stores]
@@ -98,13 +117,13 @@ def plan_loop(kernel: LoopKernel) -> LoopPlan:
     kept_names = [lp.var for lp in plan.outer]
     red_names = [lp.var for lp in plan.inner]
     for j, load in enumerate(kernel.loads):
-        idx = index_expr(load.view.offset, kept_strides[j] + red_strides[j],
+        idx = index_expr(offset(load.view), kept_strides[j] + red_strides[j],
                          kept_names + red_names)
         plan.loads.append((load.view.buffer.ctype, load.var, load.view.buffer.name, idx))
     for j, (view, var) in enumerate(kernel.stores):
         strides = kept_strides[len(kernel.loads) + j]
         plan.stores.append((view.buffer.ctype, view.buffer.name,
-                            index_expr(view.offset, strides, kept_names), var))
+                            index_expr(offset(view), strides, kept_names), var))
     work = product(kernel.shape) * product(kernel.reduced)
     plan.work = work.c()
     if not (work.is_const and work.value < PARALLEL_MIN_WORK):
@@ -320,7 +339,8 @@ def render(schedule, slots, n_dims: int, check_finite=False, profile=False) -> s
             loop_writes = {id(b) for b in loop.writes}
         elif isinstance(kernel, LoopKernel):
             entry["kind"] = "loop"
-            entry["plan"] = plan_loop(kernel)
+            entry["shifts"] = {name: shift.c() for name, shift in pointer_shifts(kernel).items()}
+            entry["plan"] = plan_loop(kernel, entry["shifts"])
         elif isinstance(kernel, GemmKernel):
             entry["kind"] = "gemm"
             entry["plan"] = gemm_plan(kernel)
@@ -333,14 +353,38 @@ def render(schedule, slots, n_dims: int, check_finite=False, profile=False) -> s
                            for b, written in entry["buffers"]
                            if written and b.dtype.kind == "f"] if check_finite else []
         kernels.append(entry)
+    dims = [f"d{i}" for i in range(n_dims)]
+    define_once(kernels, environment().get_template("c/kernel.c.j2").module.definition, dims)
     template = environment().get_template("c/step.c.j2")
     return template.render(
-        kernels=kernels, n_kernels=len(schedule.kernels), dims=[f"d{i}" for i in range(n_dims)],
+        kernels=kernels, n_kernels=len(schedule.kernels), dims=dims,
         args=schedule.args, consts=[b for b in schedule.buffers if b.kind == "const"],
         slots=[(i, slot, slot_sizes_c(slot)) for i, slot in enumerate(slots)],
         align=ALIGN, check_finite=check_finite, profile=profile, uses_blas=any(
             isinstance(k, GemmKernel) for k in schedule.kernels))
 
+
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+
+
+def define_once(entries, definition, dims, passed=lambda buf: buf.kind != "const"):
+    """Sets each kernel entry's `definition` (its code), or its `same_as`: the name of an
+    earlier kernel whose code is this one's up to the kernel's own name and the names of the
+    buffers `passed` to it (a stack of identical layers, an unrolled recurrence).  The compiler's
+    time follows the functions it compiles, so N identical blocks compile about as fast as one."""
+    seen = {}
+    for e in entries:
+        text = str(definition(e, dims))
+        buffers = [b.name for b, _ in e["buffers"] if passed(b)]
+        position = {name: f"@{i}" for i, name in enumerate(buffers)}
+        # the kernel's name also starts the names derived from it (launch_k3_..., k3_..._epilogue)
+        key = re.sub(r"(?<![A-Za-z0-9])" + re.escape(e["name"]), "@k", _COMMENT.sub("", text))
+        if buffers:
+            pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in buffers) + r")\b")
+            key = pattern.sub(lambda m: position[m.group(1)], key)
+        e["same_as"] = seen.setdefault(key, e["name"])
+        if e["same_as"] == e["name"]:
+            e["same_as"], e["definition"] = None, text
 
 
 def const_values(buf: Buffer) -> str:

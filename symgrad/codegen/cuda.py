@@ -13,8 +13,8 @@ the GPU decisions: how each kernel's index space maps onto blocks and threads.
 """
 from __future__ import annotations
 
-from .c import (ALIGN, environment, epilogues, gemm_plan, kernel_buffers, plan_loop,
-                slot_sizes_c)
+from .c import (ALIGN, define_once, environment, epilogues, gemm_plan, kernel_buffers,
+                plan_loop, pointer_shifts, slot_sizes_c)
 from .kernels import GemmKernel, LoopKernel
 from .poly import product
 
@@ -81,7 +81,8 @@ def render(schedule, slots, n_dims: int, check_finite=False) -> str:
             entry = _epilogue_entry(entry, following[0], following[1:])
             entry["comment"] += "; " + following[0].comment(schedule.ids)
         elif isinstance(kernel, LoopKernel):
-            plan = plan_loop(kernel)
+            entry["shifts"] = {name: shift.c() for name, shift in pointer_shifts(kernel).items()}
+            plan = plan_loop(kernel, entry["shifts"])
             entry.update(kind=_launch_geometry(kernel, plan), plan=plan,
                          outputs=_extents(plan.outer), reduced=_extents(plan.inner))
         elif isinstance(kernel, GemmKernel):
@@ -91,10 +92,13 @@ def render(schedule, slots, n_dims: int, check_finite=False) -> str:
         entry["checks"] = _finite_checks(entry, index) if check_finite else []
         kernels.append(entry)
     used = {b.name for e in kernels for b, _ in e["buffers"]}
+    dims = [f"d{i}" for i in range(n_dims)]
+    # a constant table reaches a CUDA kernel as an argument too (its device symbol's address)
+    define_once(kernels, environment().get_template("cuda/kernel.cu.j2").module.definition, dims,
+                passed=lambda buf: True)
     template = environment().get_template("cuda/step.cu.j2")
     return template.render(
-        used=used, n_kernels=len(schedule.kernels),
-        kernels=kernels, dims=[f"d{i}" for i in range(n_dims)],
+        used=used, n_kernels=len(schedule.kernels), kernels=kernels, dims=dims,
         args=schedule.args, consts=[b for b in schedule.buffers if b.kind == "const"],
         slots=[(i, slot, slot_sizes_c(slot)) for i, slot in enumerate(slots)],
         align=ALIGN, check_finite=check_finite)

@@ -23,8 +23,10 @@ from .kernels import (Buffer, GemmKernel, Kernel, Literal, Load, LoopKernel, Spe
 from .poly import Poly, product, row_major_strides
 
 
-# C keywords, runtime helpers and the local names of the templates: graph names that would
-# collide get a trailing underscore.
+# C keywords, runtime helpers, the local names of the templates, the lower-case object-like
+# macros of the headers the step includes, and the math functions a kernel may call (tgmath.h
+# turns exp into expf): graph names that would collide get a trailing underscore, as do names in
+# capitals (a shared named I or NULL would meet <complex.h>'s or <stddef.h>'s macro).
 RESERVED_NAMES = set("""
 auto break case char const continue default do double else enum extern float for goto if inline
 int long register restrict return short signed sizeof static struct switch typedef union unsigned
@@ -38,7 +40,11 @@ constexpr constinit const_cast co_await co_return co_yield decltype delete dynam
 export friend mutable namespace new noexcept not nullptr operator or private protected public
 reinterpret_cast requires static_assert static_cast template this thread_local throw try typeid
 typename using virtual wchar_t xor
-""".split())
+complex imaginary linux unix errno math_errhandling memset memcpy
+""".split()) | {name + suffix for name in
+                 "exp log tanh sin cos pow sqrt log1p expm1 fabs floor ceil fmod round trunc "
+                 "isnan isinf isfinite signbit fmax fmin copysign".split()
+                 for suffix in ("", "f", "l")}
 
 
 class CodegenError(NotImplementedError):
@@ -131,7 +137,8 @@ class Schedule:
         base = "".join(c if c.isalnum() else "_" for c in base).strip("_") or "t"
         if base[0].isdigit():
             base = "t" + base
-        if base in RESERVED_NAMES or re.fullmatch(r"[a-z]\d+", base) or base.startswith("sg_"):
+        if base in RESERVED_NAMES or re.fullmatch(r"[a-z]\d+|[A-Z][A-Z0-9_]*", base) or \
+                base.startswith(("sg_", "omp_")):
             base += "_"  # never shadow a C keyword, a helper or a kernel's local variable
         name, k = base, 1
         while name in self._names:
