@@ -42,6 +42,17 @@ REWRITES = [
      "exp", X.reshape(3, 3), False),
     ("softmax_unshifted", lambda x: sg.softmax(x - sg.max(x, axis=1, keepdims=True)),
      "softmax", "max", X.reshape(3, 3), False),
+    ("silu_from_gates", lambda x: x / (1 + sg.exp(-x)), "sigmoid", "exp", X, False),
+    ("softmax_from_gates", lambda x: sg.exp(x) / sg.sum(sg.exp(x), axis=1, keepdims=True),
+     "softmax", "exp", X.reshape(3, 3), True),
+    ("softmax_down_axis_0", lambda x: sg.exp(x) / sg.sum(sg.exp(x), axis=0), "softmax", "exp",
+     X.reshape(3, 3), True),
+    ("softmax_from_reciprocal", lambda x: sg.exp(x) * (1 / sg.sum(sg.exp(x), axis=-1,
+                                                                    keepdims=True)),
+     "softmax", "exp", X.reshape(3, 3), True),
+    ("softmax_shifted_by_hand", lambda x: sg.exp(x - sg.max(x, axis=1, keepdims=True)) / sg.sum(
+        sg.exp(x - sg.max(x, axis=1, keepdims=True)), axis=1, keepdims=True), "softmax", "exp",
+     X.reshape(3, 3), False),
     ("double_negation", lambda x: -(-x) * 3, "mul", "neg", X, False),
     ("mul_one_add_zero", lambda x: (x * 1 + 0) / 1, "placeholder", "mul", X, False),
 ]
@@ -82,7 +93,7 @@ def test_exp_of_log_is_dropped_only_where_log_is_defined():
 def test_gradients_of_stabilized_forms_are_finite():
     x = sg.placeholder("x", X.shape, "float64")
     for cost in (sg.sum(sg.log(1 + sg.exp(x))), sg.sum(sg.log(sg.sigmoid(x))),
-                 sg.sum(1 / (1 + sg.exp(-x)))):
+                 sg.sum(1 / (1 + sg.exp(-x))), sg.sum(x / (1 + sg.exp(-x)))):
         g = sg.function([x], sg.grad(cost, x), backend="numpy")(X)
         assert np.all(np.isfinite(g)), g
 
@@ -116,6 +127,46 @@ def test_grad_wrt_an_interior_node_is_not_grouped_away():
     xs = np.array([-1.0, 0.0, 0.5, 2.0])
     ev = np.exp(-xs)
     np.testing.assert_allclose(sg.function([x], de, backend="numpy")(xs), -1 / (1 + ev) ** 2)
+
+
+def test_a_softmax_over_two_axes_or_a_row_sum_elsewhere_is_left_alone():
+    x = sg.placeholder("x", (3, 4), "float64")
+    for naive in (sg.exp(x) / sg.sum(sg.exp(x), axis=(0, 1), keepdims=True),
+                  sg.exp(x) / sg.sum(sg.exp(x), axis=1)[:, None][::-1]):
+        assert "softmax" not in ops_of(optimize([naive])[0])
+
+
+def test_hand_written_softmax_gets_the_softmax_gradient():
+    """sg.grad groups first (after CSE, so the two equal shifts are one node): the gradient of
+    the hand-written form is the softmax's own, finite where exp overflows."""
+    x = sg.placeholder("x", (2, 5), "float64")
+    xs = np.array([[-1e4, 1e4, 0, 1, 2], [0.1, 0.2, 0.3, -5, 3]])
+    costs = [sg.sum(y * y * sg.constant(np.arange(10.0).reshape(2, 5))) for y in (
+        sg.exp(x) / sg.sum(sg.exp(x), axis=1, keepdims=True), sg.softmax(x, axis=1),
+        sg.exp(x - sg.max(x, axis=1, keepdims=True)) / sg.sum(
+            sg.exp(x - sg.max(x, axis=1, keepdims=True)), axis=1, keepdims=True))]
+    grads = [sg.grad(c, x) for c in costs]
+    assert all("exp" not in ops_of(g) for g in grads)
+    values_ = [sg.function([x], g, backend="numpy")(xs) for g in grads]
+    assert np.all(np.isfinite(values_[0]))
+    for v in values_[1:]:
+        np.testing.assert_allclose(v, values_[0], rtol=1e-12, atol=1e-15)
+
+
+def test_grad_wrt_a_node_above_a_grouped_chain_and_its_twin():
+    """t = 2 * (1 / (1 + exp(-x))): grouping rebuilds what t is computed from, yet the
+    gradient is taken with respect to t itself (it was once 0), and not through an equal t2."""
+    x = sg.placeholder("x", (3,), "float64")
+    h = 1 / (1 + sg.exp(-x))
+    t, t2 = h * 2, h * 2
+    cost = sg.sum(t * t) + sg.sum(t2)
+    grads = [sg.grad(cost, t), *sg.grad(cost, [t, t2]), *sg.grad(cost, [h, x])]
+    xs = np.array([0.1, 0.2, 0.3])
+    s = 1 / (1 + np.exp(-xs))
+    expected = [4 * s, 4 * s, np.ones(3), 8 * s + 2, (8 * s + 2) * s * (1 - s)]
+    for backend in ("numpy", "c"):
+        for got, want in zip(sg.function([x], grads, backend=backend)(xs), expected):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_stabilize_alone_and_cse():

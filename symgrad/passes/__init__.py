@@ -24,7 +24,10 @@ def optimize(roots, level=2, log=None):
 
 def stabilize(roots, protect=(), log=None):
     """Only the grouping rewrites (sg.grad runs this before it differentiates)."""
-    return rewrite(roots, [FoldRule(), *SIMPLIFY, *STABILIZE], protect=protect, log=log)
+    # CSE first, as in optimize: exp(x - max(x)) / sum(exp(x - max(x))) written with two equal
+    # shifts is a softmax only once they are one node
+    return rewrite(cse(roots, protect), [FoldRule(), *SIMPLIFY, *STABILIZE], protect=protect,
+                   log=log)
 
 
 __all__ = ["optimize", "stabilize", "rewrite", "cse", "match", "Rule", "Tensor", "topo_sort"]

@@ -5,10 +5,16 @@ from ..graph import topo_sort
 from .rewrite import rebuild
 
 
-def cse(roots):
+def cse(roots, protect=()):
+    """`protect`: nodes kept as they are and never merged with an equal one (the targets of a
+    gradient: its value is the same, but the gradient flows through one node only)."""
     canonical: dict[tuple, object] = {}
     memo = {}
+    protected = {p.id for p in protect}
     for node in topo_sort(list(roots)):
+        if node.id in protected:
+            memo[node.id] = node
+            continue
         new = rebuild(node, [memo[i.id] for i in node.inputs])
         if node.op in ("placeholder", "shared"):
             memo[node.id] = new

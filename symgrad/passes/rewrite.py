@@ -128,8 +128,11 @@ def rewrite(roots, rules, protect=(), max_steps=16, log=None):
         return memo[node.id]
 
     for node in topo_sort(list(roots)):
+        if node.id in protected:  # the very node, even where its inputs were rewritten: the
+            memo[node.id] = node  # gradient is taken with respect to it, by identity
+            continue
         new = rebuild(node, [memo[i.id] for i in node.inputs])
-        if node.id not in protected and new.inputs:
+        if new.inputs:
             new = settle(new)
         memo[node.id] = new
         memo.setdefault(new.id, new)

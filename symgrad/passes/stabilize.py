@@ -25,7 +25,25 @@ def _without_max_shift(op):
     return build
 
 
+def _softmax_from_gates(n, x):
+    """exp(x) / sum(exp(x)) along one axis -> softmax(x): shifted by the row max, so a logit
+    of 1e4 gives 1 instead of inf/inf."""
+    total = next(i for i in n.inputs if i.op in ("sum", "reciprocal"))
+    total = total.inputs[0] if total.op == "reciprocal" else total
+    axes = total.attr["axes"]
+    if len(axes) != 1 or not (total.attr["keepdims"] or axes == (0,)):  # (0,): broadcasts back
+        return None
+    return sg.softmax(x, axis=axes[0])
+
+
 STABILIZE = [
+    # a / (1 + exp(-x)) -> a * sigmoid(x): x * sigmoid(x) (SiLU) written by hand stays finite
+    Rule("times_sigmoid_from_gates", ("div", "a", ("add", 1, ("exp", ("neg", "x")))),
+         lambda n, a, x: a * sg.sigmoid(x)),
+    # exp(x) / sum(exp(x)) -> softmax(x), as Theano's softmax_simplifier did
+    Rule("softmax_from_gates", ("div", ("exp", "x"), ("sum", ("exp", "x"))), _softmax_from_gates),
+    Rule("softmax_from_reciprocal", ("mul", ("exp", "x"), ("reciprocal", ("sum", ("exp", "x")))),
+         _softmax_from_gates),
     # 1 / (1 + exp(-x)), and exp(x) / (1 + exp(x))  ->  sigmoid(x)
     Rule("sigmoid_from_gates", ("div", 1, ("add", 1, ("exp", ("neg", "x")))),
          lambda n, x: sg.sigmoid(x)),
