@@ -192,11 +192,17 @@ def test_large_logit_gradients(name, dtype, backend):
     assert np.isfinite(value)
     assert g.dtype == np.dtype(dtype) and np.all(np.isfinite(g))
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
-    if name == "logsumexp" and dtype == "float32":
-        # the rule is exp(x - lse) (torch's too): lse ~ 1e4 rounded to float32 carries an
-        # absolute error of ~|lse| * 2**-24 ~ 6e-4, which becomes the relative error of exp
-        tol = dict(rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(g, closed_form(LARGE), **tol)
+
+
+def test_logsumexp_gradient_keeps_float32_precision_far_from_zero(backend):
+    """A row around 1e6: exp(x - logsumexp(x)) would carry logsumexp's float32 rounding (0.06
+    there) into every element (the gradient summed to 1.023, as torch's does)."""
+    x = sg.placeholder("x", (None, 4))
+    rows = np.array([[1e6, 1e6 - 1, 1e6 - 2, 1e6 + 0.5]], np.float32)
+    g = sg.function([x], sg.grad(sg.sum(sg.logsumexp(x, axis=1)), x), backend=backend)(rows)
+    exact = np.exp(rows.astype(np.float64) - rows.max())
+    np.testing.assert_allclose(g, exact / exact.sum(), rtol=1e-6)
 
 
 INF_ROWS = np.array([[100.0, np.inf, 0.0], [1.0, 2.0, 3.0], [-np.inf, -np.inf, -np.inf],

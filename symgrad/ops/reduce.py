@@ -181,6 +181,10 @@ class Logsumexp(Reduction):
 
     def grad(self, node, g):
         x = node.inputs[0]
+        if len(node.attr["axes"]) == 1:
+            # softmax(x), shifted by the row max: exp(x - lse) carries lse's rounding (about
+            # |lse| * 2**-24 in float32) into every element, 2% at |x| = 1e6
+            return [expand_to_input(node, g) * sg.softmax(x, axis=node.attr["axes"][0])]
         return [expand_to_input(node, g) * sg.exp(x - expand_to_input(node, node))]
 
 
