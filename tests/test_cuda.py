@@ -498,3 +498,19 @@ def test_a_device_buffer_collected_inside_cffis_lock_is_freed_without_deadlock(c
     worker = threading.Thread(target=collect_under_the_lock, daemon=True)
     worker.start()
     assert finalized.wait(30), "freeing a device buffer waited for cffi's lock"
+
+
+def test_large_constants_are_arguments_uploaded_once(cuda):
+    """As in the C backend: a large constant is not written into the CUDA source (megabytes of
+    it for nvcc to parse), but uploaded with the step and passed by pointer."""
+    rng = np.random.default_rng(0)
+    x = sg.placeholder("x", (None, 300), "float64")
+    for seed in range(2):  # same graph, other values: each step its own data
+        table = np.random.default_rng(seed).standard_normal((300, 200))
+        fn = sg.function([x], sg.relu(x @ table + 1.0) * table[0] + sg.take(table, 5, axis=0),
+                         backend="cuda")
+        assert len(fn.source) < 30_000 and "/* const_arg */" in fn.source
+        xv = rng.standard_normal((4, 300))
+        for _ in range(2):
+            np.testing.assert_allclose(
+                fn(xv), np.maximum(xv @ table + 1.0, 0) * table[0] + table[5], rtol=1e-12)

@@ -124,7 +124,6 @@ class DeviceMirror:
 
 class CudaProgram(CompiledProgram):
     language = "cuda"
-    passed_const_size = None  # constants stay in the source (nvcc's device arrays)
 
     def __init__(self, fn, check_finite=False, debug=None):
         from .. import build
@@ -140,6 +139,7 @@ class CudaProgram(CompiledProgram):
         self._io: dict = {}          # argument slot -> DeviceBuffer, grown as sizes need
         self._status = None
         self._checked_device = False
+        self._constants = []         # DeviceBuffers of the large constants, uploaded once
 
     def render(self) -> str:
         return cuda_render.render(self.schedule, self.slots, len(self.fn.sym_slots),
@@ -157,6 +157,14 @@ class CudaProgram(CompiledProgram):
                 "step was generated and built (fn.source shows its CUDA); set "
                 "SYMGRAD_CUDA_EMULATE=1 to run it on the CPU emulation instead.")
         self._status = DeviceBuffer(self.device, 4)
+        # large constants reach the step as arguments, like the C backend's: in the source
+        # they made megabytes of CUDA for nvcc to parse
+        for buf in self.schedule.args:
+            if buf.kind == "const_arg":
+                constant = DeviceBuffer(self.device, max(buf.data.nbytes, 1))
+                self.device.upload(constant.address, buf.data)
+                self._constants.append(constant)
+                self._args[buf.arg] = self.ffi.cast("void *", constant.address)
         self._checked_device = True
 
     def _scratch(self, slot, nbytes: int) -> int:

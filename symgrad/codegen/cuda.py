@@ -107,8 +107,9 @@ def render(schedule, slots, n_dims: int, check_finite=False) -> str:
 def source_for(fn) -> str:
     """The CUDA source of a Function compiled with any backend, without building it (the nvcc
     checks render the test suite's graphs this way)."""
+    from ..backends.cuda_backend import CudaProgram
     from .c import plan_workspace
     from .schedule import Schedule
-    schedule = Schedule(fn, fn.opt_level)
+    schedule = Schedule(fn, fn.opt_level, passed_const_size=CudaProgram.passed_const_size)
     slots = plan_workspace(schedule.kernels, schedule.buffers)
     return render(schedule, slots, len(fn.sym_slots))
