@@ -190,9 +190,23 @@ def logical_not(x):
     return apply("logical_not", cast(x, BOOL))
 
 
-def _binary(op_name, float_only=False):
+def _fits(value: int, dtype) -> bool:
+    info = np.iinfo(dtype)
+    return info.min <= value <= info.max
+
+
+def _binary(op_name, float_only=False, compares=False):
     def fn(a, b):
-        a, b = promote(a, b)
+        if compares:  # numpy 2 compares an integer tensor with any Python int exactly
+            a, b = (cast(t, INT64) if isinstance(t, Tensor) and t.dtype.kind in "iu" and
+                    isinstance(o, int) and not isinstance(o, bool) and
+                    not _fits(o, t.dtype) and _fits(o, INT64) else t
+                    for t, o in ((a, b), (b, a)))
+        try:
+            a, b = promote(a, b)
+        except OverflowError as exc:  # numpy's own words name no op
+            raise OverflowError(f"{op_name}: {exc}; cast the tensor first (.astype('int64'))"
+                                + user_site()) from None
         if float_only and not is_float(a.dtype):
             a, b = _float_operand(a), _float_operand(b)
         return apply(op_name, a, b)
@@ -205,7 +219,8 @@ add, subtract, multiply, maximum, minimum = (_binary(n) for n in
                                              ("add", "sub", "mul", "maximum", "minimum"))
 divide = _binary("div", float_only=True)
 less, less_equal, greater, greater_equal, equal, not_equal = (
-    _binary(n) for n in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"))
+    _binary(n, compares=True)
+    for n in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"))
 
 
 def _integer_or_float(op_name):

@@ -607,3 +607,17 @@ def test_out_takes_an_ndarray_subclass_and_inputs_any_iterable(tmp_path):
     target = np.memmap(tmp_path / "out.bin", dtype=np.float32, mode="w+", shape=(3, 4))
     result = fn(np.ones((3, 4), np.float32), out=target)
     assert result is target and float(target.sum()) == 24.0
+
+
+def test_comparing_with_a_python_int_outside_the_dtype_is_exact(backend):
+    """numpy 2 compares an int32 array with 2**40 exactly; arithmetic with it is refused, and
+    so it is here, naming the op."""
+    x = sg.placeholder("x", (3,), "int32")
+    xv = np.array([1, -2, 3], np.int32)
+    got = sg.function([x], [x < 2 ** 40, x == 2 ** 40, 2 ** 40 > x, x > -2 ** 35],
+                      backend=backend)(xv)
+    for value, want in zip(got, [xv < 2 ** 40, xv == 2 ** 40, 2 ** 40 > xv, xv > -2 ** 35]):
+        np.testing.assert_array_equal(value, want)
+    with pytest.raises(OverflowError, match=r"add: Python integer 1099511627776 out of bounds "
+                                            r"for int32; cast the tensor first"):
+        x + 2 ** 40
