@@ -10,15 +10,15 @@ from __future__ import annotations
 import inspect
 import os
 import threading
-import time
 
 import numpy as np
 
 from . import api as sg
+from . import inspection
+from .inspection import Graph, Profile, Report  # noqa: F401  (Function's types)
 from .ops.shape import whole_axis
-from .graph import (ShapeError, Sym, Tensor, convert_values, dim_name, format_graph,
-                    pinned_dims, plain_dims, resolve_dim, resolve_shape, shape_str, shapes_equal,
-                    topo_sort)
+from .graph import (ShapeError, Sym, Tensor, convert_values, dim_name, pinned_dims,
+                    plain_dims, resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -29,54 +29,6 @@ def check_finite_requested(flag: bool) -> bool:
 class InputError(TypeError, ValueError):
     """A call's argument has the wrong dtype or kind (a TypeError and a ValueError, so either
     `except` clause catches it)."""
-
-
-class Graph:
-    """A graph's outputs and its nodes in order; prints one line per node."""
-
-    def __init__(self, outputs):
-        self.outputs = list(outputs)
-        self.nodes = topo_sort(self.outputs)
-        self.ids = {node.id: i for i, node in enumerate(self.nodes)}
-
-    def label(self, node) -> str:
-        """`%k op`, with the number the printed graph and the generated source use."""
-        return f"%{self.ids.get(node.id, node.id)} {node.op}"
-
-    def __str__(self):
-        return format_graph(self.outputs, self.ids)
-
-    __repr__ = __str__
-
-
-class Report(str):
-    """Function.report()'s text: a str (search it, write it) that shows as the table itself at
-    an interactive prompt, as a Profile does, instead of as a quoted one-line literal."""
-
-    def __repr__(self):
-        return str(self)
-
-
-class Profile:
-    """Per-launch timings of a step (Function.profile): `rows` are (launch name, seconds per
-    call, the graph nodes it computes), in the order the step runs them; `wall` is the whole
-    call's seconds (the launches plus the call's own overhead)."""
-
-    def __init__(self, rows, wall, dims):
-        self.rows, self.wall, self.dims = rows, wall, dims
-
-    def __str__(self):
-        launched = sum(t for _, t, _ in self.rows)
-        bound = ", ".join(f"{s}={v}" for s, v in self.dims.items()) or "static shapes"
-        count = f"{len(self.rows)} launch{'' if len(self.rows) == 1 else 'es'}"
-        lines = [f"{count}, {launched * 1e3:.3f} ms per step in kernels, "
-                 f"{self.wall * 1e3:.3f} ms per call ({bound})"]
-        for name, t, nodes in sorted(self.rows, key=lambda r: -r[1]):
-            share = t / launched if launched else 0.0
-            lines.append(f"  {t * 1e3:9.3f} ms {share:6.1%}  {name:36s} {nodes}")
-        return "\n".join(lines)
-
-    __repr__ = __str__
 
 
 class SymSlot(int):
@@ -329,105 +281,22 @@ class Function:
     def kernels(self):
         return self._program.kernels
 
-    def report(self, **dims) -> Report:
+    def report(self, **dims) -> "Report":
         """The kernels, the graph nodes each computes, the bytes each moves and the workspace,
         for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1), as text
         to print."""
-        values = [1] * self._n_dims
-        known = {name for sym in self.sym_slots for name in (sym.name, str(sym))}
-        unknown = sorted(set(dims) - known)
-        if unknown:
-            names = ", ".join(sorted(known)) or "none"
-            raise TypeError(f"report: no symbolic dim named {', '.join(unknown)}; this "
-                            f"function's are: {names}")
-        for sym, slot in self.sym_slots.items():
-            values[slot] = int(dims.get(sym.name, dims.get(str(sym), 1)))
-        bound = ", ".join(f"{s}={values[i]}" for s, i in self.sym_slots.items()) or "static"
-        launches = sum(getattr(k, "runs_in", None) is None for k in self.kernels)
-        fused = f" in {launches} launch{'' if launches == 1 else 'es'}" \
-            if launches != len(self.kernels) else ""
-        count = f"{len(self.kernels)} kernel{'' if len(self.kernels) == 1 else 's'}"
-        lines = [f"{count}{fused}, backend={self.backend}, opt_level="
-                 f"{self.opt_level} ({bound})"]
-        total = 0
-        for k in self.kernels:
-            moved = k.bytes_moved(values)
-            total += moved
-            nodes = ", ".join(self.graph.label(n) for n in k.nodes)
-            where = f"  (runs in {k.runs_in}'s {k.runs_how})" if getattr(k, "runs_in", None) \
-                else ""
-            lines.append(f"  {k.name:40s} {moved:>12,d} B  {nodes}{where}")
-        ws = self._program.workspace_bytes(values) if hasattr(self._program,
-                                                              "workspace_bytes") else 0
-        lines.append(f"total moved {total:,d} B; workspace {ws:,d} B")
-        return Report("\n".join(lines))
+        return inspection.report(self, dims)
 
     def profile(self, *arrays, repeats=20, warmup=3) -> "Profile":
         """Time each kernel launch of the step on these inputs (C backend): a profiling build of
         the same kernels reads the clock after each launch; the step runs `warmup` + `repeats`
         times and the shared tensors it updates are restored afterwards, so profiling does not
         train.  Returns a Profile (print it for the table)."""
-        if self.backend != "c":
-            raise NotImplementedError(f"profile: the {self.backend} backend has no per-kernel "
-                                      "timing; profile the C backend (backend='c')")
-        if int(repeats) < 1 or int(warmup) < 0:
-            raise ValueError(f"profile: repeats must be at least 1 and warmup at least 0, got "
-                             f"repeats={repeats}, warmup={warmup}")
-        repeats, warmup = int(repeats), int(warmup)
-        if self._profiler is None:
-            from .backends import get_backend
-            with pinned_dims(self._pins):
-                self._profiler = get_backend("c").compile(self, profile=True)
-        checked, dims = self.bind(arrays)
-        saved = [(t.attr["storage"], t.attr["storage"].array.copy()) for t, _ in self.updates]
-        try:
-            with self._running:
-                for i in range(warmup + repeats):
-                    if i == warmup:
-                        self._profiler.take_profile()
-                        start = time.perf_counter()
-                    self._profiler.run(checked, dims)
-                wall = time.perf_counter() - start
-                seconds = self._profiler.take_profile()
-        finally:
-            for storage, value in saved:
-                storage.overwrite(value)
-        info = {k.name: k for k in self._profiler.kernels}
-        riders = {}
-        for k in self._profiler.kernels:
-            if k.runs_in is not None:
-                riders.setdefault(k.runs_in, []).append(k)
-        rows = []
-        for name, total in seconds:
-            kernels = [info[name]] + riders.get(name, [])
-            nodes = ", ".join(self._profiler.graph.label(n) for k in kernels for n in k.nodes)
-            rows.append((name, total / repeats, nodes))
-        return Profile(rows, wall / repeats, dict(zip(self.sym_slots, dims)))
+        return inspection.profile(self, arrays, repeats, warmup)
 
     def to_dot(self) -> str:
         """Graphviz DOT of the optimized graph, each kernel drawn as a cluster of its nodes."""
-        def quoted(*lines):  # a DOT string: names (and so dims) may hold quotes or backslashes
-            text = "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines)
-            return f'"{text}"'
-
-        lines = ["digraph symgrad {", "  rankdir=TB; node [shape=box, fontsize=10];"]
-        placed = set()
-        for i, k in enumerate(self.kernels):
-            lines.append(f'  subgraph cluster_{i} {{ label={quoted(k.name)}; style=rounded; '
-                         'color=steelblue;')
-            for n in k.nodes:
-                placed.add(n.id)
-                label = quoted(self.graph.label(n), f"{shape_str(n.shape)} {n.dtype.name}")
-                lines.append(f"    n{n.id} [label={label}];")
-            lines.append("  }")
-        for n in self.graph.nodes:
-            if n.id not in placed:
-                label = quoted(f"{self.graph.label(n)} {n.name or n.op}", shape_str(n.shape))
-                lines.append(f"  n{n.id} [label={label}, style=dashed];")
-            for i in n.inputs:
-                lines.append(f"  n{i.id} -> n{n.id};")
-        lines.append("}")
-        return "\n".join(lines)
+        return inspection.to_dot(self)
 
     # ------------------------------------------------------------------ calling
     def bind(self, arrays):

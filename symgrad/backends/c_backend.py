@@ -12,7 +12,8 @@ import numpy as np
 from ..codegen import c as c_render
 from ..codegen.kernels import GemmKernel, RunError
 from ..codegen.schedule import Schedule
-from ..function import Graph, check_finite_requested
+from ..function import check_finite_requested
+from ..inspection import Graph
 from ..graph import SharedValue
 
 RECYCLE_BYTES = 1 << 20  # outputs below this are cheap to allocate: always fresh

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..function import Graph, check_finite_requested
+from ..function import check_finite_requested
+from ..inspection import Graph
 from ..graph import bind_dims, unbind_dims
 from ..ops import OPS
 
