@@ -169,6 +169,15 @@ def test_grad_wrt_a_node_above_a_grouped_chain_and_its_twin():
             np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+def test_grad_wrt_a_constant_that_a_fold_would_absorb():
+    x = sg.placeholder("x", (3,), "float64")
+    c = sg.constant(np.array([1.0, 2.0, 3.0]))
+    xs = np.array([0.5, -1.0, 2.0])
+    for backend in ("numpy", "c"):
+        got = sg.function([x], sg.grad(sg.sum((c + 1.0) * x), c), backend=backend)(xs)
+        np.testing.assert_array_equal(got, xs)
+
+
 def test_stabilize_alone_and_cse():
     x = sg.placeholder("x", (3,))
     a, b = sg.exp(x) + 1, sg.exp(x) + 1

@@ -77,6 +77,8 @@ class FoldRule:
     name = "constant_fold"
 
     def __call__(self, node, protected=frozenset()):
+        if any(i.id in protected for i in node.inputs):
+            return None  # c + 1 folded away, a gradient with respect to c would find no c
         return fold_constants(node)
 
 
