@@ -122,5 +122,17 @@ def gradcheck(f, inputs, eps=1e-6, rtol=1e-5, atol=1e-7, backend="numpy"):
                 f"gradcheck failed for input {i} (shape {x.shape}) at index {tuple(map(int, worst))}:"
                 f" symbolic {sym[worst]!r}, numeric {numeric[worst]!r} "
                 f"(|diff| {abs(sym[worst] - numeric[worst]):.3g}, allowed "
-                f"{atol + rtol * abs(numeric[worst]):.3g})")
+                f"{atol + rtol * abs(numeric[worst]):.3g})" + _single_precision_hint(cost))
     return True
+
+
+def _single_precision_hint(cost) -> str:
+    """Why a correct gradient may fail the check: a step of eps = 1e-6 is below float32's
+    resolution, so differences through float32 values are noise."""
+    narrow = [n for n in topo_sort([cost]) if n.dtype == np.float32]
+    if not narrow:
+        return ""
+    return (f"; note that f computes in float32 ({narrow[0].op} node"
+            f"{' ' + narrow[0].name if narrow[0].name else ''}, and {len(narrow) - 1} more): "
+            "central differences need float64 throughout (cast float32 constants or "
+            "parameters with .astype('float64'))")

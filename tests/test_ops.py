@@ -287,6 +287,11 @@ def test_gradcheck_detects_a_wrong_rule(monkeypatch):
         sg.gradcheck(lambda t: sg.sum(sg.sin(t)), [x])
 
 
+def test_gradcheck_of_a_float32_computation_says_why_it_may_fail():
+    with pytest.raises(sg.GradcheckError, match=r"f computes in float32 \(cast node"):
+        sg.gradcheck(lambda t: sg.sum(sg.tanh(t.astype("float32")) * 3), [np.array([0.3, 1.0])])
+
+
 def test_gradcheck_refuses_to_pass_with_nothing_to_check():
     with pytest.raises(ValueError, match="no float input to differentiate"):
         sg.gradcheck(lambda t: sg.sum(t * t), [[1, 2]])
