@@ -541,6 +541,10 @@ def binary_cross_entropy(input=None, target=None, *, logits=None, targets=None, 
         logits, input = (input, None) if logits else (None, input)
     if target is None:
         raise TypeError("binary_cross_entropy needs the targets")
+    if not _is_python_scalar(target) and not is_float(as_tensor(target).dtype):
+        # 0/1 labels as ints: the loss keeps the predictions' float32, as torch's
+        target = cast(target, _float_operand(logits if logits is not None else
+                                             probs if probs is not None else input).dtype)
     if logits is not None:
         z, t = promote(_float_operand(logits), target)
         broadcast_shapes("binary_cross_entropy", z.shape, t.shape)  # names the loss on mismatch

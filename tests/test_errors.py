@@ -621,3 +621,17 @@ def test_comparing_with_a_python_int_outside_the_dtype_is_exact(backend):
     with pytest.raises(OverflowError, match=r"add: Python integer 1099511627776 out of bounds "
                                             r"for int32; cast the tensor first"):
         x + 2 ** 40
+
+
+@pytest.mark.parametrize("label_dtype", ["int64", "int32", "bool"])
+def test_binary_cross_entropy_with_integer_labels_keeps_float32(label_dtype, backend):
+    z = sg.placeholder("z", (4,))
+    t = sg.placeholder("t", (4,), label_dtype)
+    losses = [sg.binary_cross_entropy(logits=z, targets=t),
+              sg.binary_cross_entropy(sg.sigmoid(z), t)]
+    zv = np.array([0.5, -1.0, 2.0, 0.0], np.float32)
+    tv = np.array([1, 0, 1, 1]).astype(label_dtype)
+    want = np.mean(np.logaddexp(0, zv.astype(np.float64)) - zv * tv)
+    for value in sg.function([z, t], losses, backend=backend)(zv, tv):
+        assert value.dtype == np.float32
+        np.testing.assert_allclose(value, want, rtol=1e-6)
