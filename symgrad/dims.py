@@ -284,6 +284,16 @@ class dims_transaction:
         return tuple(self.journal.checks.items())
 
 
+def undo_merges():
+    """Undo the current shape rule's merges now (its error message then shows each operand's
+    own dims; they would be undone when the error leaves the rule anyway)."""
+    journal = _journal.get()
+    if journal is not None:
+        for sym in reversed(journal.merged):
+            sym._parent = None
+        journal.merged.clear()
+
+
 def unify_dims(a, b):
     """Require a == b (one of them symbolic); return the merged dim or None if impossible.  A
     Sym meeting an int returns the int and records the check in the current shape rule's

@@ -187,6 +187,7 @@ class Function:
         self._derived = self._bind_derived()
         self._check_bound(roots)
         self._slice_bounds = self._slices_of_symbolic_dims(roots)
+        self._shifted_dims = self._shifted_down_dims(roots)
         self._specs = [InputSpec(x, self.sym_slots, pin_sites, self._slot_dim)
                        for x in self.inputs]
         self._product_inputs = [(i, spec) for i, spec in enumerate(self._specs) if spec.products]
@@ -362,7 +363,27 @@ class Function:
                                      f"{product.value(dims)} from the other inputs")
         if self._slice_bounds:
             self._check_slices(dims)
+        if self._shifted_dims:
+            self._check_shifted_dims(dims)
         return checked, dims
+
+    def _shifted_down_dims(self, roots) -> list:
+        """Dims that a call can make negative (`n - 3` of `sg.arange(x.shape[0] - 3)`, a
+        `broadcast_to` or a draw of that size), each with a node that has it: checked per call,
+        since a negative size would size buffers and loops wrong."""
+        found = {}
+        for node in topo_sort(roots):
+            for d in resolve_shape(node.shape):
+                if isinstance(d, Sym) and d.base is not None and d.offset < 0 and d not in found:
+                    found[d] = node
+        return [(d, node, self._slot_dim(d)) for d, node in found.items()]
+
+    def _check_shifted_dims(self, dims):
+        for d, node, slot in self._shifted_dims:
+            value = slot_value(slot, dims)
+            if value < 0:
+                raise ShapeError(f"{node.op} (built at {node.site}) has a dim {dim_name(d)} that "
+                                 f"is {value} in this call: a size cannot be negative")
 
     def _check_slices(self, dims):
         for node, axis, parts in self._slice_bounds:

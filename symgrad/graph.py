@@ -17,7 +17,7 @@ import numpy as np
 from .dims import (ShapeError, Sym, bind_dims, concrete_dim, concrete_shape, dim_add,  # noqa: F401
                    dim_factors, dim_name, dim_sub, dim_value, dims_equal, dims_transaction,
                    named_sym, pinned_dims, plain_dims, resolve_dim, resolve_shape, shape_str,
-                   shapes_equal, sym_product, sym_shift, unbind_dims, unify_dims)
+                   shapes_equal, sym_product, sym_shift, unbind_dims, undo_merges, unify_dims)
 
 DTYPES = {name: np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}
 FLOAT_DTYPES = (DTYPES["float32"], DTYPES["float64"])
@@ -90,6 +90,7 @@ def broadcast_shapes(op: str, *shapes) -> tuple:
                 continue
             merged = unify_dims(dim, d)
             if merged is None:
+                undo_merges()  # x (n, 4) + y (m, 5) names m, not the n it met on axis 0
                 raise ShapeError(
                     f"{op}: shapes {' and '.join(shape_str(x) for x in shapes)} do not broadcast "
                     f"(axis {axis - ndim}: {dim} vs {d})" + user_site())

@@ -3,6 +3,7 @@ bytes each moves (`fn.report()`), per-launch timings (`fn.profile(...)`) and Gra
 cluster per kernel (`fn.to_dot()`)."""
 from __future__ import annotations
 
+import numbers
 import time
 
 from .graph import format_graph, pinned_dims, shape_str, topo_sort
@@ -68,7 +69,10 @@ def report(fn, dims: dict) -> Report:
         raise TypeError(f"report: no symbolic dim named {', '.join(unknown)}; this "
                         f"function's are: {names}")
     for sym, slot in fn.sym_slots.items():
-        values[slot] = int(dims.get(sym.name, dims.get(str(sym), 1)))
+        value = dims.get(sym.name, dims.get(str(sym), 1))
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"report: {sym.name} must be a size (an int >= 0), got {value!r}")
+        values[slot] = int(value)
     bound = ", ".join(f"{s}={values[i]}" for s, i in fn.sym_slots.items()) or "static"
     launches = sum(getattr(k, "runs_in", None) is None for k in fn.kernels)
     fused = f" in {launches} launch{'' if launches == 1 else 'es'}" \

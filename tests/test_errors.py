@@ -635,3 +635,30 @@ def test_binary_cross_entropy_with_integer_labels_keeps_float32(label_dtype, bac
     for value in sg.function([z, t], losses, backend=backend)(zv, tv):
         assert value.dtype == np.float32
         np.testing.assert_allclose(value, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_a_shifted_dim_that_a_call_makes_negative_is_refused(backend):
+    """arange(n - 3) at n = 0 once sized C buffers and loops with (-3)*(-3) elements (garbage
+    values, a segfault); the numpy backend raised numpy's bare error."""
+    x = sg.placeholder("x", (None, 3))
+    n = x.shape[0]
+    a = sg.arange(n - 3)
+    ones = sg.broadcast_to(sg.constant(np.float32(1)), (n - 3, n - 3))
+    fn = sg.function([x], [sg.sum(a[:, None] * a[None, :]), sg.sum(ones)], backend=backend)
+    got = fn(np.zeros((5, 3), np.float32))
+    assert got[0] == 1 and got[1] == 4  # n - 3 = 2: arange is [0, 1]
+    with pytest.raises(sg.ShapeError, match=r"arange \(built at .*\) has a dim x.shape\[0\] - 3 "
+                                            r"that is -3 in this call"):
+        fn(np.zeros((0, 3), np.float32))
+
+
+def test_a_broadcast_error_names_each_operands_own_dims_and_report_takes_sizes():
+    x, y = sg.placeholder("x", (None, 4)), sg.placeholder("y", (None, 5))
+    with pytest.raises(sg.ShapeError, match=re.escape("shapes (x.shape[0], 4) and "
+                                                      "(y.shape[0], 5) do not broadcast")):
+        x + y
+    fn = sg.function([x], x * 2)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="must be a size"):
+            fn.report(**{"x.shape[0]": bad})
