@@ -53,7 +53,7 @@ def build(backend, channels=16, lr=3e-3, weight_decay=3e-4, dropout=0.5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--backend", default="c", choices=["c", "numpy", "cuda"])

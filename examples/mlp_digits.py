@@ -103,8 +103,8 @@ def compile_and_report(build_fn, backend, show_c, data):
           f"{len(data[2][0])} test; backend={backend}")
     t0 = time.perf_counter()
     train_step, evaluate, params = build_fn(backend)
-    print(f"compiled the training step in {time.perf_counter() - t0:.2f} s "
-          f"({len(train_step.kernels)} kernels)")
+    kernels = f" ({len(train_step.kernels)} kernels)" if backend != "numpy" else ""
+    print(f"compiled the training step in {time.perf_counter() - t0:.2f} s{kernels}")
     if show_c:
         with open(show_c, "w") as f:
             f.write(train_step.source)
@@ -113,7 +113,7 @@ def compile_and_report(build_fn, backend, show_c, data):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--patience", type=int, default=10, help="early stopping on val loss")

@@ -2,9 +2,9 @@
 
     python examples/sigmoid_fusion.py
 
-Prints the graph as written (forward and its gradient), the optimized graph (the chain grouped
-into one sigmoid whose adjoint reuses its output, g*s*(1-s)), and the one fused C kernel of the
-forward and backward pass.
+Prints the forward graph as written (the chain of gates), the gradient as sg.grad builds it (it
+groups the chain into one sigmoid first, so the adjoint reuses the output: g*s*(1-s)), the
+optimized graph of the whole step, and the one fused C kernel of the forward and backward pass.
 """
 import argparse
 
@@ -12,16 +12,18 @@ import numpy as np
 
 import symgrad as sg
 
-argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, nothing else
+argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help, nothing else
 
 x = sg.placeholder("x", ("n",))
 g = sg.placeholder("g", ("n",))          # the upstream gradient
-s = 1 / (1 + sg.exp(-x))                 # gates: neg, exp, add, reciprocal
+s = 1 / (1 + sg.exp(-x))                 # gates: neg, exp, add, div
 loss = sg.sum(s * g)                     # a cost whose gradient w.r.t. x is g * s * (1 - s)
 dx = sg.grad(loss, x)
 
 print("== the graph as written (forward):")
 sg.print_graph(s)
+print("\n== the gradient as sg.grad builds it (the chain grouped first):")
+sg.print_graph(dx)
 step = sg.function([x, g], [s, dx])
 unfused = sg.function([x, g], [s, dx], opt_level=0)
 print(f"\n== the optimized graph ({len(step.kernels)} kernel(s); {len(unfused.kernels)} "

@@ -17,6 +17,8 @@ from .api import *  # noqa: E402,F401,F403
 from .api import abs, max, min, sum, placeholder, constant, shared, apply  # noqa: E402,F401,A004
 from .autodiff import grad, gradcheck, GradcheckError  # noqa: E402,F401
 from .function import Function, function, InputError  # noqa: E402,F401
+from .errors import (CacheError, CompileError, CudaError, KernelError,  # noqa: E402,F401
+                     NoCompilerError)
 from .layers import (conv2d, max_pool2d, avg_pool2d, layer_norm,  # noqa: E402,F401
                      scaled_dot_product_attention)
 from . import init, optim, random  # noqa: E402,F401

@@ -27,18 +27,14 @@ import ctypes
 
 import cffi
 
+from .errors import CacheError, CompileError, NoCompilerError  # noqa: F401  (once defined here)
+
 
 __all__ = ["CompileError", "NoCompilerError", "Library", "load_library", "cache_dir", "blas_info"]
 
 compiler_runs = 0  # compiler invocations in this process; tests assert a cache hit leaves it alone
 
 
-class CompileError(RuntimeError):
-    """The compiler rejected the source; the message holds its stderr and the kept source path."""
-
-
-class CacheError(OSError):
-    """The compile cache directory cannot be created or written."""
 
 
 def _unusable_cache(path, exc: OSError) -> CacheError:
@@ -46,9 +42,6 @@ def _unusable_cache(path, exc: OSError) -> CacheError:
                       "point SYMGRAD_CACHE_DIR at a writable directory (a function already "
                       "compiled there still loads from a read-only one)")
 
-
-class NoCompilerError(RuntimeError):
-    """No usable compiler; the numpy backend does not need one."""
 
 
 # Flags for language "c", each with its reason:

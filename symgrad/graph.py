@@ -47,6 +47,10 @@ def convert_values(value, dtype: np.dtype, what: str) -> np.ndarray:
     except (TypeError, ValueError, OverflowError) as exc:
         raise TypeError(f"{what}: cannot make {target} of {type(value).__name__}: "
                         f"{exc}") from None
+    if array.dtype.kind == "O" and array.size and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in array.reshape(-1)):
+        raise OverflowError(f"{what}: integers beyond 64 bits do not fit "
+                            f"{dtype.name if dtype is not None else 'int64'}")
     if array.dtype.kind not in "biuf":  # strings, None, ints beyond 64 bits
         raise TypeError(f"{what}: cannot convert {type(value).__name__} to {target} "
                         f"(numpy makes {array.dtype.name} of it)")

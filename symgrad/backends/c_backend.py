@@ -12,6 +12,7 @@ import numpy as np
 from ..codegen import c as c_render
 from ..codegen.kernels import GemmKernel, RunError
 from ..codegen.schedule import Schedule
+from ..errors import KernelError  # noqa: F401  (its home was here; raised by _raise)
 from ..function import check_finite_requested
 from ..inspection import Graph
 from ..graph import SharedValue
@@ -55,11 +56,6 @@ class _ForkGuard:
 
 
 _fork_guard = _ForkGuard()
-
-
-class KernelError(IndexError, RuntimeError):
-    """A kernel reported bad data at run time (a label or an index out of range).  An
-    IndexError, as the numpy backend raises for the same data, and a RuntimeError."""
 
 
 class KernelInfo:

@@ -20,6 +20,7 @@ import weakref
 import numpy as np
 
 from ..codegen import cuda as cuda_render
+from ..errors import CudaError  # noqa: F401  (its home was here)
 from .c_backend import CompiledProgram
 
 CDEF = """
@@ -35,10 +36,6 @@ int sg_cuda_zero(void *p, int64_t bytes);
 int sg_cuda_synchronize(void);
 const char *sg_cuda_error_string(int error);
 """
-
-
-class CudaError(RuntimeError):
-    """A CUDA runtime call or kernel launch failed, or there is no device to run on."""
 
 
 def build_language() -> str:
