@@ -346,8 +346,13 @@ class Function:
             step = expr.value(dims) - constant
             if (size - constant) % step if step else size != constant:
                 spec = self._specs[i]
-                form = f"a multiple of {step}" if not constant else \
-                    f"{step}*k {'-' if constant < 0 else '+'} {abs(constant)} for some k >= 0"
+                if not step:  # another dim of the product is 0 in this call
+                    form = f"{constant} with the other inputs' sizes"
+                elif not constant:
+                    form = f"a multiple of {step}"
+                else:  # the smallest k that makes the size >= 0
+                    form = (f"{step}*k {'-' if constant < 0 else '+'} {abs(constant)} for some "
+                            f"k >= {max(0, -(constant // step))}")
                 raise ShapeError(f"input {spec.name!r}: axis {axis} has size {size}, but it is "
                                  f"{spec.shape[axis]}: {form}")
             dims[slot] = (size - constant) // step if step else 0

@@ -665,3 +665,13 @@ def test_a_broadcast_error_names_each_operands_own_dims_and_report_takes_sizes()
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="must be a size"):
             fn.report(**{"x.shape[0]": bad})
+
+
+def test_a_length_that_no_shifted_product_can_have_is_named_with_the_smallest_k():
+    a = sg.placeholder("a", (None, 3))
+    lab = sg.placeholder("lab", (None,))
+    _ = a[1:].reshape(-1) + lab  # lab's length is 3*(n - 1), n >= 1
+    fn = sg.function([lab], lab * 2)
+    with pytest.raises(sg.ShapeError, match=re.escape("3*k - 3 for some k >= 1")):
+        fn(np.ones(7, np.float32))
+    np.testing.assert_array_equal(fn(np.ones(6, np.float32)), np.full(6, 2.0))
