@@ -249,6 +249,11 @@ def power(a, b):
     if _is_python_scalar(b) and b == 2 and (isinstance(b, numbers.Integral) or
                                             is_float(as_tensor(a).dtype)):
         return square(a)
+    if isinstance(a, Tensor) and is_float(a.dtype) and _is_python_scalar(b) and \
+            not isinstance(b, bool) and b in (3, 4):
+        # x*x*x, as torch does: pow(x, 3.0f) runs 13x slower here (glibc's powf takes its slow
+        # path for a negative base, one element at a time); the gradient 3x^2 follows
+        return _integer_power(a, int(b))
     if isinstance(a, Tensor) and a.dtype.kind in "iu" and isinstance(b, numbers.Integral) \
             and not isinstance(b, bool):
         if isinstance(b, np.integer):  # a typed scalar: int32 ** np.int64(20) is int64

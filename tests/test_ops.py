@@ -297,6 +297,22 @@ def test_gradcheck_refuses_to_pass_with_nothing_to_check():
         sg.gradcheck(lambda t: sg.sum(t * t), [[1, 2]])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_integer_powers_of_floats_are_products(dtype, backend):
+    """x ** 3 and x ** 4 multiply (as torch does): pow(x, 3.0f) took glibc's slow path for a
+    negative base and ran 13x slower than torch.  Values and gradients stay numpy's."""
+    x = sg.placeholder("x", (None,), dtype)
+    fn = sg.function([x], [x ** 3, x ** 4.0, sg.grad(sg.sum(x ** 3), x)], backend=backend)
+    xv = np.concatenate([[np.nan, np.inf, -np.inf, -0.0, 0.0, -2.5, 3.0],
+                         np.random.default_rng(0).standard_normal(50)]).astype(dtype)
+    with np.errstate(all="ignore"):
+        expected = [xv ** 3, xv ** 4, 3 * xv ** 2]
+    for got, want in zip(fn(xv), expected):
+        np.testing.assert_allclose(got, want, rtol=2e-6 if dtype == "float32" else 1e-14)
+    if backend == "c":
+        assert "pow(" not in fn.source
+
+
 @pytest.mark.parametrize("backend", ["numpy", "c"])
 def test_a_zero_exponent_has_slope_zero_at_zero(backend):
     """a^0 is 1, so d/da is 0 at a = 0 too; the rule b*a^(b-1) alone gives 0 * inf = NaN there
