@@ -89,6 +89,10 @@ void scipy_cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alp
 void scipy_cblas_dgemm(int order, int ta, int tb, int m, int n, int k, double alpha,
                        const double *a, int lda, const double *b, int ldb, double beta,
                        double *c, int ldc);
+void scipy_cblas_sgemv(int order, int trans, int m, int n, float alpha, const float *a, int lda,
+                       const float *x, int incx, float beta, float *y, int incy);
+void scipy_cblas_dgemv(int order, int trans, int m, int n, double alpha, const double *a,
+                       int lda, const double *x, int incx, double beta, double *y, int incy);
 
 void scipy_openblas_set_num_threads(int);
 
@@ -172,7 +176,7 @@ static inline void sg_gemm_share(int64_t extent, int64_t *lo, int64_t *hi) {
  * checked sg_gemm_fits); NAME computes all of c, its blocks shared out as sg_gemm_threads says.
  * A fused GEMM epilogue (templates/c/loops.c.j2) shares them out the same way and runs its
  * element-wise loop over each block right after the block's product, while it is in cache. */
-#define SG_DEFINE_GEMM(NAME, T, BLAS, SHORT)                                                 \
+#define SG_DEFINE_GEMM(NAME, T, BLAS, GEMV, SHORT)                                           \
     static void NAME##_block(int ta, int tb, int64_t k, const T *a, int64_t lda, const T *b, \
                              int64_t ldb, T *c, int64_t ldc, int64_t r0, int64_t r1,         \
                              int64_t c0, int64_t c1) {                                       \
@@ -185,6 +189,13 @@ static inline void sg_gemm_share(int64_t extent, int64_t *lo, int64_t *hi) {
             for (int64_t i = 0; i < rows; i++) memset(c + i * ldc, 0, cols * sizeof(T));     \
         } else if (k <= SG_GEMM_SHORT_K) {                                                   \
             SHORT(ta, tb, rows, cols, k, a, lda, b, ldb, c, ldc);                            \
+        } else if (cols == 1) { /* c's column = op(a) @ op(b)'s column: gemv, as numpy does */ \
+            GEMV(101, ta ? 112 : 111, (int)(ta ? k : rows), (int)(ta ? rows : k), 1, a,      \
+                 (int)SG_MAX(lda, 1), b, tb ? 1 : (int)SG_MAX(ldb, 1), 0, c,                 \
+                 (int)SG_MAX(ldc, 1));                                                       \
+        } else if (rows == 1) { /* c's row = op(a)'s row @ op(b): gemv on b */               \
+            GEMV(101, tb ? 111 : 112, (int)(tb ? cols : k), (int)(tb ? k : cols), 1, b,      \
+                 (int)SG_MAX(ldb, 1), a, ta ? (int)SG_MAX(lda, 1) : 1, 0, c, 1);             \
         } else {                                                                             \
             BLAS(101, ta ? 112 : 111, tb ? 112 : 111, (int)rows, (int)cols, (int)k, 1, a,    \
                  (int)SG_MAX(lda, 1), b, (int)SG_MAX(ldb, 1), 0, c, (int)SG_MAX(ldc, 1));    \
@@ -209,8 +220,8 @@ static inline void sg_gemm_share(int64_t extent, int64_t *lo, int64_t *hi) {
         }                                                                                    \
         return 0;                                                                            \
     }
-SG_DEFINE_GEMM(sg_gemm_f32, float, scipy_cblas_sgemm, sg_short_gemm_f32)
-SG_DEFINE_GEMM(sg_gemm_f64, double, scipy_cblas_dgemm, sg_short_gemm_f64)
+SG_DEFINE_GEMM(sg_gemm_f32, float, scipy_cblas_sgemm, scipy_cblas_sgemv, sg_short_gemm_f32)
+SG_DEFINE_GEMM(sg_gemm_f64, double, scipy_cblas_dgemm, scipy_cblas_dgemv, sg_short_gemm_f64)
 #endif
 
 #define SG_PHILOX_FN static inline

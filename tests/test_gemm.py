@@ -25,7 +25,10 @@ def private_cache(tmp_path, monkeypatch):
                                             ((3,), 100, 90, 80), ((2, 3), 33, 70, 129),
                                             # a short k (a plain loop, not BLAS), wide rows
                                             ((), 300, 600, 10), ((), 20, 700, 1),
-                                            ((5,), 7, 9, 3)])
+                                            ((5,), 7, 9, 3),
+                                            # a column or a row of c: gemv
+                                            ((), 300, 1, 70), ((), 1, 300, 70),
+                                            ((4,), 50, 1, 40), ((), 1, 1, 64)])
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True),
                                               (True, True)])
 def test_threaded_gemm_matches_numpy(dtype, batch, m, n, k, trans_a, trans_b):
