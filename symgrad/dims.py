@@ -275,8 +275,7 @@ class dims_transaction:
     def __exit__(self, kind, value, tb):
         _journal.reset(self._token)
         if kind is not None:
-            for sym in reversed(self.journal.merged):
-                sym._parent = None
+            _undo(self.journal)
         return False
 
     @property
@@ -289,9 +288,13 @@ def undo_merges():
     own dims; they would be undone when the error leaves the rule anyway)."""
     journal = _journal.get()
     if journal is not None:
-        for sym in reversed(journal.merged):
-            sym._parent = None
-        journal.merged.clear()
+        _undo(journal)
+
+
+def _undo(journal: _DimJournal):
+    for sym in reversed(journal.merged):
+        sym._parent = None
+    journal.merged.clear()
 
 
 def unify_dims(a, b):

@@ -154,15 +154,18 @@ class CudaProgram(CompiledProgram):
                 "step was generated and built (fn.source shows its CUDA); set "
                 "SYMGRAD_CUDA_EMULATE=1 to run it on the CPU emulation instead.")
         self._status = DeviceBuffer(self.device, 4)
-        # large constants reach the step as arguments, like the C backend's: in the source
-        # they made megabytes of CUDA for nvcc to parse
+        self._upload_constants()
+        self._checked_device = True
+
+    def _upload_constants(self):
+        """Large constants reach the step as arguments, like the C backend's (in the source
+        they made megabytes of CUDA for nvcc to parse): on the device once, at the first call."""
         for buf in self.schedule.args:
             if buf.kind == "const_arg":
                 constant = DeviceBuffer(self.device, max(buf.data.nbytes, 1))
                 self.device.upload(constant.address, buf.data)
                 self._constants.append(constant)
                 self._args[buf.arg] = self.ffi.cast("void *", constant.address)
-        self._checked_device = True
 
     def _scratch(self, slot, nbytes: int) -> int:
         buf = self._io.get(slot)
