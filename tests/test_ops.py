@@ -252,6 +252,32 @@ def test_a_nan_beside_an_inf_in_a_long_row_makes_the_row_nan(dtype, backend):
         assert np.all(np.isnan(got)), got
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_max_min_and_argmax_of_long_rows_match_numpy(dtype, backend):
+    """Rows long enough to vectorize (the C loops take a plain max and note NaNs apart): a NaN
+    in any lane wins, repeated maxima give the first index, rows of -inf or of one repeated
+    value, and the whole array large enough to be split between threads."""
+    rng = np.random.default_rng(1)
+    rows = rng.integers(-50, 50, (67, 301)).astype(dtype)
+    if dtype.startswith("float"):
+        for k in range(0, 40):
+            rows[k, (7 * k) % 301] = np.nan
+        rows[40] = -np.inf
+        rows[41, 100:] = np.inf
+    rows[42] = 7
+    rows[43, [5, 250]] = 1000  # a tie: the first wins
+    big = np.tile(rows, (4, 1))  # 80k elements: the full reductions run on all threads
+    x = sg.placeholder("x", (None, 301), dtype)
+    fn = sg.function([x], [sg.max(x, axis=1), sg.min(x, axis=1), sg.argmax(x, axis=1),
+                           sg.max(x), sg.min(x), sg.argmax(x), sg.argmax(x[:, ::-1], axis=1),
+                           sg.max(sg.transpose(x), axis=0)], backend=backend)
+    for data in (rows, rows[40:], big):
+        expected = [data.max(axis=1), data.min(axis=1), data.argmax(axis=1), data.max(),
+                    data.min(), data.argmax(), data[:, ::-1].argmax(axis=1), data.max(axis=1)]
+        for got, want in zip(fn(data), expected):
+            np.testing.assert_array_equal(got, want)
+
+
 # ---------------------------------------------------------------------------------- the registry
 def test_registry_covers_the_public_api():
     covered = {name for c in CASES for name in c.api}

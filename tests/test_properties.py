@@ -162,6 +162,25 @@ def test_integer_overflow_wraps_and_relu_of_minus_zero_is_zero(backend, opt_leve
     np.testing.assert_array_equal(got[2], [np.inf, 0.5])
 
 
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_maximum_and_minimum_match_numpy_bit_for_bit(backend, opt_level):
+    """NaN on either side wins, a tie gives the second operand (so the sign of a zero follows
+    numpy's), with a tensor or a literal as the second operand."""
+    a = sg.placeholder("a", (None,), "float32")
+    b = sg.placeholder("b", (None,), "float32")
+    outs = [sg.maximum(a, b), sg.minimum(a, b), sg.maximum(a, 0.0), sg.minimum(a, -0.0),
+            sg.maximum(a, -np.inf), sg.relu(a)]
+    fn = sg.function([a, b], outs, backend=backend, opt_level=opt_level)
+    values = np.array([np.nan, -0.0, 0.0, 1.0, -1.0, np.inf, -np.inf], np.float32)
+    av, bv = (np.repeat(values, 7), np.tile(values, 7))
+    av, bv = np.tile(av, 5), np.tile(bv, 5)  # long enough for the vectorized loop body
+    expected = [np.maximum(av, bv), np.minimum(av, bv), np.maximum(av, np.float32(0.0)),
+                np.minimum(av, np.float32(-0.0)), np.maximum(av, np.float32(-np.inf)),
+                np.maximum(av, np.float32(0.0))]
+    for got, want in zip(fn(av, bv), expected):
+        assert got.tobytes() == want.tobytes()
+
 @st.composite
 def symbolic_reshape(draw):
     """A shape (n, *rest) whose n is symbolic, and a reshape target with -1 that folds n into a

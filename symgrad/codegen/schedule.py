@@ -86,6 +86,20 @@ def extreme_literal(dtype, lowest: bool) -> str:
         else f"(({ctype(dtype)}){info.max}{'LL' if dtype.itemsize == 8 else ''})"
 
 
+def _memory_order(axes, loads) -> tuple:
+    """The reduced axes in the order that walks the first load that moves along them through
+    memory forwards, smallest stride innermost: a sum of x.T then reads x row by row (2.6x
+    faster than walking its columns).  Only the order of the additions changes."""
+    for load in loads:
+        strides = [load.view.strides[a] for a in axes]
+        if any(not st.is_zero() for st in strides):
+            if all(st.is_const for st in strides):
+                return tuple(sorted(axes, key=lambda a: -abs(load.view.strides[a].value)))
+            unit = [a for a in axes if load.view.strides[a] == Poly.const(1)]
+            return tuple([a for a in axes if a not in unit] + unit)
+    return tuple(axes)
+
+
 class Schedule:
     """Kernels, buffers and argument layout of one compiled step."""
 
@@ -377,6 +391,9 @@ class Schedule:
                             shape=tuple(full[a] for a in kept_axes),
                             reduced=tuple(full[a] for a in axes))
         var = self.expression(x, kernel, full, {})
+        if node.op != "argmax":
+            axes = _memory_order(axes, kernel.loads)
+            kernel.reduced = tuple(full[a] for a in axes)
         order = kept_axes + list(axes)
         for load in kernel.loads:
             load.view = load.view.permute(order)
@@ -396,8 +413,10 @@ class Schedule:
         op = OPS[node.op]
         out_t = ctype(node.dtype)
         if node.op == "argmax":
+            # bool has no simd max reduction: it keeps the one-pass scan
+            lowest = "" if x.dtype == DTYPES["bool"] else extreme_literal(x.dtype, lowest=True)
             return {"argmax": True, "acc_type": ctype(x.dtype), "value": var,
-                    "identity": "0", "result": "best_index"}
+                    "identity": "0", "result": "best_index", "lowest": lowest}
         acc_type = "double" if x.dtype == DTYPES["float32"] and node.op in ("sum", "mean") \
             else ctype(node.dtype) if node.op == "sum" else ctype(x.dtype)
         if op.c_identity == "SG_LOWEST":
@@ -409,11 +428,23 @@ class Schedule:
         result = f"({out_t})acc"
         if node.op == "mean":
             result = f"({out_t})(acc / (double){count.c()})"
-        return {"argmax": False, "acc_type": acc_type, "identity": identity,
-                "combine": op.c_combine.format(acc="acc", v=f"({acc_type}){var}"),
+        value = f"({acc_type}){var}"
+        combine = op.c_combine.format(acc="acc", v=value)
+        rule = {"argmax": False, "acc_type": acc_type, "identity": identity, "combine": combine,
                 "merge": op.c_combine.format(acc="acc", v="parts[t]"),
                 "join": op.c_combine.format(acc="acc", v="other"), "result": result,
-                "simd": node.op in ("sum", "mean")}
+                "simd": "", "simd_step": f"acc = {combine}", "nan_flag": False, "nan_step": ""}
+        if node.op in ("sum", "mean"):
+            rule["simd"] = "+"
+        elif node.op in ("max", "min") and x.dtype != DTYPES["bool"]:
+            # sg_max's NaN test keeps a loop from vectorizing (3x slower than numpy): the simd
+            # loop takes a plain max and notes any NaN in an int flag (a float flag hit a gcc
+            # 12 miscompile); a NaN seen makes the result NaN afterwards, as numpy's
+            rule["simd"] = node.op
+            rule["simd_step"] = f"acc = {value} {'>' if node.op == 'max' else '<'} acc ? {value} : acc"
+            if x.dtype.kind == "f":
+                rule["nan_flag"], rule["nan_step"] = True, f"saw_nan |= {value} != {value}"
+        return rule
 
     # ------------------------------------------------------------------ matrix products
     def _gemm(self, node):
