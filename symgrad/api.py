@@ -307,7 +307,7 @@ def _axis(axis, ndim: int, op: str, shape) -> int:
 def _axes(x: Tensor, axis, op: str = "") -> tuple:
     if axis is None:
         return tuple(range(x.ndim))
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = [_axis(a, x.ndim, op, x.shape) for a in axes]
     if len(set(out)) != len(out):
         raise ShapeError(f"{op + ': ' if op else ''}repeated axis in {axis!r}" + user_site())
@@ -347,10 +347,32 @@ def size_of(x, axes, dtype="float32") -> Tensor:
 
 
 # ---------------------------------------------------------------------------- shapes
-def _resolve_reshape(x: Tensor, shape) -> tuple:
+def _shape_arg(op: str, shape, minus_one: bool = False) -> tuple:
+    """A shape argument as ints and symbolic dims, refused where numpy refuses it: a float dim
+    (2.5 once became 2 silently) or a negative one (it sized buffers no kernel wrote)."""
     if isinstance(shape, (numbers.Integral, Sym)):
         shape = (shape,)
-    shape = tuple(resolve_dim(d) if isinstance(d, Sym) else int(d) for d in shape)
+    if isinstance(shape, np.ndarray) and shape.ndim == 1:
+        shape = shape.tolist()
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{op}: shape must be an int or a tuple of ints, got {shape!r}"
+                        + user_site())
+    dims = []
+    for d in shape:
+        if isinstance(d, Sym):
+            dims.append(resolve_dim(d))
+        elif isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"{op}: dims must be ints, got {d!r} in {tuple(shape)}" + user_site())
+        elif d < 0 and not (minus_one and d == -1):
+            raise ShapeError(f"{op}: dim {d} in {tuple(shape)} is negative"
+                             + (" (only -1, once, is allowed)" if minus_one else "") + user_site())
+        else:
+            dims.append(int(d))
+    return tuple(dims)
+
+
+def _resolve_reshape(x: Tensor, shape) -> tuple:
+    shape = _shape_arg("reshape", shape, minus_one=True)
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape: only one dim may be -1, got {shape}" + user_site())
     if -1 not in shape:
@@ -392,7 +414,7 @@ def transpose(x, axes=None) -> Tensor:
 
 def broadcast_to(x, shape) -> Tensor:
     x = as_tensor(x)
-    shape = tuple(resolve_dim(d) if isinstance(d, Sym) else int(d) for d in shape)
+    shape = _shape_arg("broadcast_to", shape)
     if len(shape) == x.ndim and all(a is b or a == b for a, b in zip(shape, x.shape)):
         return x
     return apply("broadcast_to", x, shape=shape)
@@ -471,7 +493,11 @@ def arange(start, stop=None, step=None, *, dtype=None) -> Tensor:
 
 
 def one_hot(labels, depth: int, dtype="float32") -> Tensor:
-    return apply("one_hot", as_tensor(labels), depth=int(depth), dtype=as_dtype(dtype).name)
+    if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, numbers.Integral):
+        raise TypeError(f"one_hot: depth must be an int, got {depth!r}" + user_site())
+    if depth < 0:
+        raise ShapeError(f"one_hot: depth {depth} is negative" + user_site())
+    return apply("one_hot", as_tensor(labels), depth=depth, dtype=as_dtype(dtype).name)
 
 
 # ---------------------------------------------------------------------------- linear algebra
@@ -559,9 +585,7 @@ def binary_cross_entropy(input=None, target=None, *, logits=None, targets=None, 
         raise TypeError("binary_cross_entropy needs logits= or probabilities")
     p, t = promote(_float_operand(p), target)
     broadcast_shapes("binary_cross_entropy", p.shape, t.shape)
-    log_p = maximum(log(p), -100.0)
-    log_q = maximum(log(1 - p), -100.0)
-    return -mean(t * log_p + (1 - t) * log_q)
+    return mean(apply("binary_cross_entropy_probs", p, t))
 
 
 def mse(prediction, target) -> Tensor:

@@ -174,6 +174,14 @@ def _compiler_identity(argv: list[str], language: str) -> str:
     return _probe_memo[k]
 
 
+def cpu_signature(cpuinfo: bytes) -> str:
+    """The first CPU of /proc/cpuinfo, less its clock: "cpu MHz" moves with frequency scaling,
+    and each new value would probe the compiler again and leave one more file."""
+    first = cpuinfo.split(b"\n\n")[0].splitlines()
+    return hashlib.sha256(b"\n".join(ln for ln in first
+                                     if not ln.startswith(b"cpu MHz"))).hexdigest()
+
+
 def _disk_memo(argv: list[str], language: str) -> str:
     """Probing runs the compiler two or three times (tens of ms, more on a busy machine), which
     would dominate a warm start in a new process.  Remember the answer on disk, keyed by what
@@ -182,7 +190,7 @@ def _disk_memo(argv: list[str], language: str) -> str:
     try:
         st = os.stat(exe)
         with open("/proc/cpuinfo", "rb") as f:
-            cpu = hashlib.sha256(f.read().split(b"\n\n")[0]).hexdigest()
+            cpu = cpu_signature(f.read())
     except OSError:
         return _probe(argv, language)
     sig = hashlib.sha256(repr((exe, st.st_size, st.st_mtime_ns, argv, language, cpu,

@@ -269,6 +269,14 @@ class Function:
                 self.updates.append((node, rule(node)))
                 updated.add(node.id)
 
+    @property
+    def state(self) -> list:
+        """Every shared tensor a call writes: the parameters and optimizer state in `updates`,
+        and the counters of random draws, which advance by themselves.  Saving these
+        (`sg.save_params(path, fn.state)`) and loading them later resumes training exactly,
+        dropout masks included."""
+        return [target for target, _ in self.updates]
+
     # ------------------------------------------------------------------ inspection
     @property
     def graph(self) -> Graph:

@@ -1,7 +1,21 @@
-"""Seeded, reproducible initializers returning numpy arrays (wrap them in `sg.shared`)."""
+"""Seeded, reproducible initializers returning numpy arrays (wrap them in `sg.shared`).
+
+`seed=None` takes the next draw of this process's own sequence: two layers of one shape get
+different weights (a fixed default gave them the same), and a script that builds its layers in
+the same order gets the same weights every run.  An int seed gives the same array every time."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+
+_unseeded = itertools.count()
+
+
+def _rng(seed):
+    if seed is None:  # a stream apart from every int seed: (k, tag) is no int's SeedSequence
+        return np.random.default_rng((next(_unseeded), 0x73676E))
+    return np.random.default_rng(seed)
 
 
 def _fans(shape):
@@ -24,32 +38,32 @@ def _scale(name, shape, dtype, numerator, fan) -> float:
     return float(np.sqrt(numerator / fan)) if fan > 0 else 0.0
 
 
-def glorot_uniform(shape, seed=0, dtype="float32"):
+def glorot_uniform(shape, seed=None, dtype="float32"):
     """Xavier uniform: U(-a, a) with a = sqrt(6 / (n_in + n_out))."""
     fan_in, fan_out = _fans(shape)
     limit = _scale("glorot_uniform", shape, dtype, 6.0, fan_in + fan_out)
-    return np.random.default_rng(seed).uniform(-limit, limit, shape).astype(dtype)
+    return _rng(seed).uniform(-limit, limit, shape).astype(dtype)
 
 
-def glorot_normal(shape, seed=0, dtype="float32"):
+def glorot_normal(shape, seed=None, dtype="float32"):
     """Xavier normal: N(0, 2 / (n_in + n_out))."""
     fan_in, fan_out = _fans(shape)
     std = _scale("glorot_normal", shape, dtype, 2.0, fan_in + fan_out)
-    return (np.random.default_rng(seed).standard_normal(shape) * std).astype(dtype)
+    return (_rng(seed).standard_normal(shape) * std).astype(dtype)
 
 
-def he_normal(shape, seed=0, dtype="float32"):
+def he_normal(shape, seed=None, dtype="float32"):
     """He/Kaiming normal for ReLU layers: N(0, 2 / n_in)."""
     fan_in, _ = _fans(shape)
     std = _scale("he_normal", shape, dtype, 2.0, fan_in)
-    return (np.random.default_rng(seed).standard_normal(shape) * std).astype(dtype)
+    return (_rng(seed).standard_normal(shape) * std).astype(dtype)
 
 
-def he_uniform(shape, seed=0, dtype="float32"):
+def he_uniform(shape, seed=None, dtype="float32"):
     """He/Kaiming uniform: U(-a, a) with a = sqrt(6 / n_in)."""
     fan_in, _ = _fans(shape)
     limit = _scale("he_uniform", shape, dtype, 6.0, fan_in)
-    return np.random.default_rng(seed).uniform(-limit, limit, shape).astype(dtype)
+    return _rng(seed).uniform(-limit, limit, shape).astype(dtype)
 
 
 def zeros(shape, seed=None, dtype="float32"):

@@ -219,11 +219,14 @@ def adam(params, grads, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay
     beta1 = _hyper(beta1, "beta1", high=1.0, who=who)
     beta2 = _hyper(beta2, "beta2", high=1.0, who=who)
     eps = _hyper(eps, "eps", who=who)
-    dtype = params[0].dtype if params else np.dtype("float32")
-    t = sg.shared(np.zeros((), dtype), name=_state_name(name or "adam", "step"))
+    # the step count and the corrections 1 - beta^t in float64, as torch's Python doubles: from
+    # float32's 0.9999 (0.99989998) a correction was 1.7e-4 off, and a float64 parameter listed
+    # after a float32 one inherited that
+    t = sg.shared(np.zeros((), np.float64), name=_state_name(name or "adam", "step"))
     t_new = t + 1
-    correction1 = 1 - sg.power(sg.constant(beta1, dtype), t_new)
-    correction2 = 1 - sg.power(sg.constant(beta2, dtype), t_new)
+    correction1, correction2 = (1 - sg.power(_as(b, np.dtype("float64")) if isinstance(b, Tensor)
+                                             else sg.constant(b, np.float64), t_new)
+                                for b in (beta1, beta2))
     updates = [(t, t_new)] if params else []
     for i, (p, g) in enumerate(zip(params, grads)):
         if not decoupled:

@@ -146,6 +146,14 @@ def test_cache_hit_in_process_and_in_new_process(cache):
     assert out == ["False", "42", "0", first.key]
 
 
+def test_the_compiler_probe_key_ignores_the_cpu_clock():
+    first = b"processor\t: 0\nmodel name\t: Xeon\ncpu MHz\t\t: 2100.000\nflags\t\t: avx512f\n"
+    clocked = first.replace(b"2100.000", b"3400.117")
+    other = first.replace(b"avx512f", b"avx2")
+    assert build.cpu_signature(first + b"\n" + b"processor\t: 1\n") == build.cpu_signature(clocked)
+    assert build.cpu_signature(first) != build.cpu_signature(other)
+
+
 def test_key_depends_on_cdef_and_blas():
     a = build.load_library(ADD1_SRC, ADD1_CDEF)
     b = build.load_library(ADD1_SRC, "int add1(int);")  # same declaration, other text

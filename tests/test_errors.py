@@ -595,6 +595,35 @@ def test_single_axis_ops_refuse_tuples_and_bools(backend):
     np.testing.assert_array_equal(got[1], xv.argmax(axis=0))
 
 
+def test_shape_arguments_refuse_floats_and_negative_dims(backend):
+    """As numpy: a float dim is a TypeError (reshape(2.2, 3.9) once gave (2, 3)), a negative one
+    a ShapeError when the graph is built (broadcast_to (-3, 3) once sized a buffer that no kernel
+    wrote, and (b.T @ b).sum() returned whatever memory held)."""
+    y = sg.placeholder("y", (2, 3))
+    labels = sg.placeholder("labels", (3,), "int64")
+    for build, error, message in [
+            (lambda: y.reshape(2.2, 3.9), TypeError, r"reshape: dims must be ints, got 2.2"),
+            (lambda: y.reshape(None), TypeError, r"reshape: shape must be an int or a tuple"),
+            (lambda: y.reshape(-2, -3), sg.ShapeError, r"reshape: dim -2 in \(-2, -3\) is "
+                                                       r"negative \(only -1, once"),
+            (lambda: y.reshape(-1, -1), sg.ShapeError, r"only one dim may be -1"),
+            (lambda: sg.broadcast_to(y[0], (-3, 3)), sg.ShapeError,
+             r"broadcast_to: dim -3 in \(-3, 3\) is negative"),
+            (lambda: sg.broadcast_to(y[0], (2.0, 3)), TypeError, r"broadcast_to: dims must be"),
+            (lambda: sg.one_hot(labels, -3), sg.ShapeError, r"one_hot: depth -3 is negative"),
+            (lambda: sg.one_hot(labels, 2.5), TypeError, r"one_hot: depth must be an int"),
+            (lambda: y.sum(axis=1.0), TypeError, r"sum: axis must be an int, got 1.0"),
+            (lambda: y.max(axis=0.0), TypeError, r"max: axis must be an int, got 0.0")]:
+        with pytest.raises(error, match=message):
+            build()
+    yv = np.arange(6, dtype=np.float32).reshape(2, 3)
+    got = sg.function([y], [y.reshape(np.array([3, 2])), y.reshape(np.int64(6)),
+                            sg.broadcast_to(y, [np.int32(4), 2, 3])], backend=backend)(yv)
+    np.testing.assert_array_equal(got[0], yv.reshape(3, 2))
+    np.testing.assert_array_equal(got[1], yv.reshape(6))
+    np.testing.assert_array_equal(got[2], np.broadcast_to(yv, (4, 2, 3)))
+
+
 def test_a_numpy_integer_exponent_promotes_as_in_numpy(backend):
     x = sg.placeholder("x", (2,), "int32")
     xv = np.array([3, 7], np.int32)

@@ -252,6 +252,32 @@ def test_a_nan_beside_an_inf_in_a_long_row_makes_the_row_nan(dtype, backend):
         assert np.all(np.isnan(got)), got
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_cross_entropy_of_probabilities_at_0_and_1_has_torchs_gradient(dtype, backend):
+    """Each log clamped at -100 and the adjoint (p - t) / max(p (1 - p), 1e-12), as torch's: the
+    chain through the clamped logs gave NaN at p = 0 or 1.  A sigmoid that saturates behind a
+    reshape (no stabilizing rewrite sees it) then trains with finite weights."""
+    p = sg.placeholder("p", (5,), dtype)
+    t = sg.placeholder("t", (5,), dtype)
+    loss = sg.binary_cross_entropy(p, t)
+    fn = sg.function([p, t], [loss, *sg.grad(loss, [p, t])], backend=backend)
+    pv = np.array([0.0, 1.0, 0.0, 0.3, 1.0], dtype)
+    tv = np.array([0.0, 1.0, 0.5, 1.0, 0.0], dtype)
+    value, dp, dt = fn(pv, tv)
+    np.testing.assert_allclose(value, (0 + 0 + 50 - np.log(0.3) + 100) / 5, rtol=1e-6)
+    np.testing.assert_allclose(dp, (pv - tv) / np.maximum(pv * (1 - pv), 1e-12) / 5, rtol=1e-6)
+    np.testing.assert_array_equal(dt[[0, 1, 2, 4]], np.array([100, -100, 100, -100], dtype) / 5)
+
+    x = sg.placeholder("x", (2, 1), dtype)
+    W = sg.shared(np.ones((1, 1), dtype))
+    cost = sg.binary_cross_entropy(sg.reshape(sg.sigmoid(x @ W), (2,)), sg.constant([0.0, 1.0]))
+    step = sg.function([x], cost, updates=sg.optim.sgd([W], [sg.grad(cost, W)], lr=0.1),
+                       backend=backend)
+    step(np.array([[-800.0], [0.5]], dtype))  # sigmoid(-800) is exactly 0 in both dtypes
+    s = 1 / (1 + np.exp(-0.5))
+    np.testing.assert_allclose(W.get_value(), 1 - 0.1 * (0.5 * (s - 1) * 0.5), rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
 def test_max_min_and_argmax_of_long_rows_match_numpy(dtype, backend):
     """Rows long enough to vectorize (the C loops take a plain max and note NaNs apart): a NaN
@@ -311,6 +337,18 @@ def test_gradcheck_detects_a_wrong_rule(monkeypatch):
     x = np.linspace(-1, 1, 5)
     with pytest.raises(sg.GradcheckError, match=r"input 0 \(shape \(5,\)\) at index \(\d,\)"):
         sg.gradcheck(lambda t: sg.sum(sg.sin(t)), [x])
+
+
+def test_gradcheck_names_the_worst_element_of_all_inputs(monkeypatch):
+    """A rule off by 1.001 on both operands of mul: the larger slope (input 1's) is the worse
+    error, though input 0 fails too."""
+    mul = OPS["mul"]
+    monkeypatch.setattr(mul, "grad", lambda node, g: [g * node.inputs[1] * 1.001,
+                                                      g * node.inputs[0] * 1.001])
+    with pytest.raises(sg.GradcheckError, match=r"input 1 \(shape \(3,\)\) at index \(2,\), "
+                                                r"the worst element of all inputs: symbolic 1000.99"):
+        sg.gradcheck(lambda a, b: sg.sum(a * b), [np.array([1.0, 2.0, 3.0]),
+                                                  np.array([1.0, 10.0, 1000.0])][::-1])
 
 
 def test_gradcheck_of_a_float32_computation_says_why_it_may_fail():

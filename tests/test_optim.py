@@ -1,6 +1,9 @@
 """Optimizers: a few compiled steps against a numpy implementation of the same (torch) rules."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -205,6 +208,18 @@ def test_initializers():
     assert abs(g.std() - np.sqrt(2 / 700)) < 0.02 * np.sqrt(2 / 700)
     z = sg.init.zeros((3, 2))
     assert z.shape == (3, 2) and z.dtype == np.float32 and not z.any()
+
+
+def test_initializers_without_a_seed_differ_per_call_but_not_per_run():
+    """Two layers of one shape built without seeds get different weights (a default seed of 0
+    gave them the same); a new process that builds in the same order gets the same ones."""
+    script = ("import symgrad as sg; a = sg.init.glorot_uniform((4, 3)); "
+              "b = sg.init.glorot_uniform((4, 3)); c = sg.init.glorot_uniform((4, 3), seed=0); "
+              "assert not (a == b).all() and not (a == c).all() and not (b == c).all(); "
+              "print(a.tobytes().hex())")
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1] and runs[0].strip()
 
 
 def test_initializers_refuse_integer_dtypes_and_draw_empty_shapes():

@@ -374,9 +374,28 @@ def test_unnamed_optimizers_clash_with_a_hint(tmp_path):
 
 
 def test_state_dtype_follows_the_params():
+    """The moments take their parameter's dtype; the step count is float64, as torch keeps
+    1 - beta^t in Python doubles."""
     params, loss = problem("float32")
     for t, _ in sg.optim.adam(params, sg.grad(loss, params)):
-        assert t.dtype == np.float32
+        assert t.dtype == (np.float64 if t.name == "adam.step" else np.float32)
+
+
+@pytest.mark.parametrize("first", ["float32", "float64"])
+def test_adam_bias_correction_is_exact_in_float32_and_next_to_other_dtypes(first):
+    """With eps = 0 and lr = 1 every Adam step moves each element by exactly 1, whatever beta2
+    and the other parameters' dtype: float32's 0.9999 (0.99989998) once made 1 - beta2^t 1.7e-4
+    off, and a float64 parameter listed after a float32 one inherited that."""
+    dtypes = [first, "float64" if first == "float32" else "float32"]
+    params = [sg.shared(np.zeros(3, d), name=f"w{i}") for i, d in enumerate(dtypes)]
+    grads = [sg.constant(np.array([1.0, -2.0, 0.5], d)) for d in dtypes]
+    step = sg.function([], [], updates=sg.optim.adam(params, grads, lr=1.0, beta2=0.9999,
+                                                    eps=0.0))
+    for k in range(1, 4):
+        step()
+        for p in params:
+            np.testing.assert_allclose(p.get_value(), [-k, k, -k], rtol=1e-6 if
+                                       p.dtype == np.float32 else 1e-12)
 
 
 def test_optimizer_argument_errors():
@@ -449,6 +468,34 @@ def test_save_load_round_trip_resumes_training(tmp_path, backend):
         np.testing.assert_array_equal(t.get_value(), saved[t.name])
     # the already compiled step sees the loaded values (in place) and repeats the same steps
     assert [float(step()) for _ in range(3)] == after
+
+
+def test_a_functions_state_resumes_dropout_training_exactly(tmp_path, backend):
+    """fn.state holds the dropout draw's counter as well as the parameters and Adam's state:
+    a model rebuilt from a checkpoint of it takes the same steps (without the counter it
+    replayed the first steps' masks)."""
+    rng = np.random.default_rng(0)
+    xs, ts = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
+
+    def build():
+        x = sg.placeholder("x", (None, 5), "float64")
+        t = sg.placeholder("t", (None,), "int64")
+        W1 = sg.shared(sg.init.glorot_uniform((5, 4), seed=1, dtype="float64"), name="W1")
+        W2 = sg.shared(sg.init.glorot_uniform((4, 3), seed=2, dtype="float64"), name="W2")
+        loss = sg.cross_entropy(sg.dropout(sg.relu(x @ W1), 0.3, seed=7) @ W2, t)
+        return sg.function([x, t], loss, updates=sg.optim.adam(
+            [W1, W2], sg.grad(loss, [W1, W2]), lr=0.01), backend=backend)
+
+    straight = build()
+    expected = [float(straight(xs, ts)) for _ in range(6)]
+    first = build()
+    for _ in range(3):
+        first(xs, ts)
+    assert any(t.name == "rng7.counter" for t in first.state)
+    sg.save_params(tmp_path / "ckpt.npz", first.state)
+    resumed = build()
+    sg.load_params(tmp_path / "ckpt.npz", resumed.state)
+    assert [float(resumed(xs, ts)) for _ in range(3)] == expected[3:]
 
 
 def test_load_into_a_fresh_model(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 from .. import api as sg
 from ..graph import DTYPES, is_float, shape_str, unify_dims
 from . import Op, register
+from .elementwise import Binary
 
 
 def _stable_log_softmax(x, axis):
@@ -115,3 +116,23 @@ class SoftmaxCrossEntropyGrad(Op):
         upstream = h * sg.expand_dims(g, -1)
         d_logits = probs * (upstream - sg.sum(upstream * probs, axis=-1, keepdims=True))
         return [d_logits, None, sg.sum(h * (probs - onehot), axis=-1)]
+
+
+@register
+class BinaryCrossEntropyProbs(Binary):
+    """-(t log p + (1 - t) log(1 - p)) per element, each log clamped at -100, as torch's
+    binary_cross_entropy on probabilities.  Its adjoint is torch's, (p - t) / max(p (1 - p),
+    1e-12): the chain rule through the clamped logs gave 0/0 where p is exactly 0 or 1, and one
+    saturated sigmoid put NaN into every weight."""
+    name, float_only = "binary_cross_entropy_probs", True
+    c = "(-({1} * sg_max(log({0}), -100.0f) + (1 - {1}) * sg_max(log(1 - {0}), -100.0f)))"
+
+    @staticmethod
+    def reference(p, t):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -(t * np.maximum(np.log(p), -100) + (1 - t) * np.maximum(np.log(1 - p), -100))
+
+    def grad(self, node, g):
+        p, t = node.inputs
+        log_p, log_q = sg.maximum(sg.log(p), -100.0), sg.maximum(sg.log(1 - p), -100.0)
+        return [g * (p - t) / sg.maximum(p * (1 - p), 1e-12), g * (log_q - log_p)]

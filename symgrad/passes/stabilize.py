@@ -55,6 +55,10 @@ STABILIZE = [
     # 1 - sigmoid(x) is rewritten to sigmoid(-x) only under a log: elsewhere (the sigmoid's own
     # adjoint s*(1-s)) reusing s is cheaper than a second exp.
     Rule("log_sigmoid", ("log", ("sigmoid", "x")), lambda n, x: -sg.softplus(-x)),
+    # the same inside binary_cross_entropy(sigmoid(x), t): finite where the sigmoid saturates
+    Rule("bce_of_sigmoid", ("binary_cross_entropy_probs", ("sigmoid", "x"), "t"),
+         lambda n, x, t: -(t * sg.maximum(-sg.softplus(-x), -100.0)
+                           + (1 - t) * sg.maximum(-sg.softplus(x), -100.0))),
     Rule("log_one_minus_sigmoid", ("log", ("sub", 1, ("sigmoid", "x"))),
          lambda n, x: -sg.softplus(x)),
     # log(1 + exp(x)) = softplus(x)
