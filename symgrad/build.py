@@ -64,9 +64,12 @@ if platform.machine() == "x86_64" and platform.libc_ver()[0] == "glibc":
     C_FLAGS = C_FLAGS + ["-DSG_USE_MVEC=1"]
     C_LIBS = ["-lmvec"] + C_LIBS
 # gcc vectorizes for 256-bit registers by default even where AVX-512 exists; 512-bit loops run
-# the exp/tanh-heavy kernels about 1.5-2x faster here (ignored on CPUs without AVX-512)
+# the exp/tanh-heavy kernels about 1.5-2x faster here (ignored on CPUs without AVX-512).  With
+# 512-bit vectors, gcc 12.2's straight-line (basic-block SLP) vectorizer miscompiles two small
+# loops inlined together: (x * 2.0)[:, :2] of a 3x3 float64 read one element from the wrong
+# place.  Loops still vectorize without it; the generated kernels' loop bodies are unchanged.
 if platform.machine() == "x86_64":
-    C_FLAGS = C_FLAGS + ["-mprefer-vector-width=512"]
+    C_FLAGS = C_FLAGS + ["-mprefer-vector-width=512", "-fno-tree-slp-vectorize"]
 
 # Flags for language "cuda": -fPIC/-fopenmp reach the host compiler; explicit gencodes
 # (SASS for Ampere and Hopper, plus PTX for compute_90 so newer GPUs can JIT it) rather than

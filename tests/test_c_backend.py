@@ -431,6 +431,27 @@ def test_random_graphs_and_gradients_match_numpy(spec, seed):
         np.testing.assert_allclose(g, r, rtol=2e-5, atol=2e-5 * scale)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int32"])
+def test_small_slices_of_a_computed_value_are_copied_exactly(dtype):
+    """gcc 12.2 with 512-bit vectors miscompiled the two small loops of (x * 2)[:, :k] once
+    inlined together (3x3 float64, k = 2: one element read from the wrong place), and so the
+    adjoint of a concatenate; symgrad turns gcc's straight-line vectorizer off."""
+    for rows in range(2, 6):
+        for cols in range(2, 6):
+            x = sg.placeholder("x", (rows, cols), dtype)
+            xv = np.arange(rows * cols).reshape(rows, cols).astype(dtype)
+            fn = sg.function([x], [(x * 2)[:, :k] for k in range(1, cols)])
+            for k, got in enumerate(fn(xv), start=1):
+                np.testing.assert_array_equal(got, (xv * 2)[:, :k])
+    a = sg.placeholder("a", (1, 3, 2), "float64")
+    c = sg.placeholder("c", (1, 3, 1), "float64")
+    W = np.arange(9.0).reshape(3, 3)
+    y = sg.max(sg.concatenate([a, c], axis=2), axis=0)
+    ga = sg.function([a, c], sg.grad(sg.sum(y * W), a))(np.arange(6.0).reshape(1, 3, 2),
+                                                          -np.ones((1, 3, 1)))
+    np.testing.assert_array_equal(ga, W[None, :, :2])
+
+
 def test_the_same_graph_built_twice_compiles_once():
     def build_fn():
         x = sg.placeholder("x", (None, 6))
