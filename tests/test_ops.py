@@ -278,6 +278,21 @@ def test_binary_cross_entropy_of_probabilities_at_0_and_1_has_torchs_gradient(dt
     np.testing.assert_allclose(W.get_value(), 1 - 0.1 * (0.5 * (s - 1) * 0.5), rtol=1e-6)
 
 
+def test_reductions_over_an_axis_of_one_element(backend):
+    """An axis of extent 1 leaves the kernel no loop to vectorize (a simd pragma with no loop
+    after it failed to compile)."""
+    x = sg.placeholder("x", (5, 1))
+    z = sg.placeholder("z", (3, 1, 4), "int32")
+    fn = sg.function([x, z], [sg.argmax(x, axis=1), sg.argmax(x[0]), sg.max(x, axis=1),
+                              sg.argmax(z, axis=1), sg.min(z, axis=1), sg.sum(z, axis=1)],
+                     backend=backend)
+    xv = np.random.default_rng(0).standard_normal((5, 1)).astype(np.float32)
+    zv = np.arange(12, dtype=np.int32).reshape(3, 1, 4)
+    expected = [xv.argmax(1), xv[0].argmax(), xv.max(1), zv.argmax(1), zv.min(1), zv.sum(1)]
+    for got, want in zip(fn(xv, zv), expected):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
 def test_max_min_and_argmax_of_long_rows_match_numpy(dtype, backend):
     """Rows long enough to vectorize (the C loops take a plain max and note NaNs apart): a NaN
