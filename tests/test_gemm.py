@@ -3,6 +3,10 @@ the fold of a batch-summed product into one GEMM, and the element-wise epilogue 
 each thread's block of a product right after computing it."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -17,8 +21,8 @@ def private_cache(tmp_path, monkeypatch):
 
 
 # shapes that take each way the runtime shares a product out among threads: split by rows
-# (m >= n), split by columns, a batch of small products (one per thread), a batch of large ones
-# (each split), odd extents that leave the last thread a short or empty chunk, and both transposes
+# (m >= n), split by columns, batches (one product a thread; a batch shorter than the team is
+# test_a_batch_smaller_than_the_team_splits_each_product's), odd extents that leave the last thread a short or empty chunk, and both transposes
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("batch, m, n, k", [((), 200, 37, 50), ((), 37, 200, 50),
                                             ((), 17, 300, 64), ((16,), 20, 21, 22),
@@ -45,6 +49,25 @@ def test_threaded_gemm_matches_numpy(dtype, batch, m, n, k, trans_a, trans_b):
     b_np = np.swapaxes(bv, -1, -2) if trans_b else bv
     tol = 1e-4 if dtype == "float32" else 1e-11
     np.testing.assert_allclose(f(av, bv), 2 * (a_np @ b_np), rtol=tol, atol=tol * k)
+
+
+def test_a_batch_smaller_than_the_team_splits_each_product(tmp_path):
+    """One product a thread once the batch fills the team; with fewer products than threads
+    (2 and 3 on 4 threads, each past the small-product bound) each product is split instead."""
+    script = """
+import numpy as np, symgrad as sg
+rng = np.random.default_rng(0)
+for batch in [(2,), (3,), (5,)]:
+    a = sg.placeholder("a", batch + (160, 100)); b = sg.placeholder("b", batch + (100, 170))
+    av = rng.standard_normal(batch + (160, 100)).astype(np.float32)
+    bv = rng.standard_normal(batch + (100, 170)).astype(np.float32)
+    got = sg.function([a, b], a @ b)(av, bv)
+    np.testing.assert_allclose(got, av @ bv, rtol=1e-4, atol=1e-3)
+print("ok")
+"""
+    env = dict(os.environ, OMP_NUM_THREADS="4", SYMGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("b_transposed", [False, True])

@@ -219,8 +219,7 @@ def gemm_plan(k: GemmKernel) -> dict:
     work = f"(double)({m.c()}) * ({k.n.c()}) * ({k.k.c()})"
     batch = " * ".join(f"(int64_t)({d.c()})" for d in batch_dims) or "1"
     return {
-        # below SG_GEMM_BATCH_WORK a product is too small to split well across threads
-        "parallel": f"{batch} > 1 && {work} < SG_GEMM_BATCH_WORK",
+        "parallel": f"sg_gemm_by_batch({batch}, {work})",
         "loops": [Loop(n, d.c()) for n, d in zip(names, batch_dims)],
         "a": f"{k.a.buffer.name} + {index_expr(k.a.offset, batch_strides[0], names)}",
         "b": f"{k.b.buffer.name} + {index_expr(k.b.offset, batch_strides[1], names)}",
