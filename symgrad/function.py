@@ -290,11 +290,11 @@ class Function:
     def kernels(self):
         return self._program.kernels
 
-    def report(self, **dims) -> "Report":
+    def report(self, *sizes, **dims) -> "Report":
         """The kernels, the graph nodes each computes, the bytes each moves and the workspace,
-        for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1), as text
-        to print."""
-        return inspection.report(self, dims)
+        for the symbolic dims given in order (`report(256)`, the batch of a `None` dim) or by
+        name (`batch=256`); dims not given count 1.  Text to print."""
+        return inspection.report(self, sizes, dims)
 
     def profile(self, *arrays, repeats=20, warmup=3) -> "Profile":
         """Time each kernel launch of the step on these inputs (C backend): a profiling build of

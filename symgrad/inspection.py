@@ -57,10 +57,16 @@ class Profile:
     __repr__ = __str__
 
 
-def report(fn, dims: dict) -> Report:
+def report(fn, sizes: tuple, dims: dict) -> Report:
     """The kernels, the graph nodes each computes, the bytes each moves and the workspace,
-    for the symbolic dims given by name (e.g. `batch=256`; unnamed ones count 1), as text
-    to print."""
+    for the symbolic dims given in order (`report(256)`) or by name (`batch=256`; dims not
+    given count 1), as text to print."""
+    in_order = sorted(fn.sym_slots, key=fn.sym_slots.get)
+    if len(sizes) > len(in_order):
+        raise TypeError(f"report: {len(sizes)} sizes given, but this function has "
+                        f"{len(in_order)} symbolic dim{'' if len(in_order) == 1 else 's'} ("
+                        f"{', '.join(s.name for s in in_order) or 'none'})")
+    dims = {**{sym.name: size for sym, size in zip(in_order, sizes)}, **dims}
     values = [1] * fn._n_dims
     known = {name for sym in fn.sym_slots for name in (sym.name, str(sym))}
     unknown = sorted(set(dims) - known)

@@ -810,3 +810,16 @@ def test_report_refuses_a_dim_name_it_does_not_have():
     with pytest.raises(TypeError, match="no symbolic dim named batch; this function's are: "
                                         "rows_for_report"):
         fn.report(batch=7)
+
+
+def test_report_takes_sizes_in_order_for_unnamed_dims():
+    """A None dim's name (x.shape[0]) is no keyword: its size may be given in order."""
+    x = sg.placeholder("x", (None, 3))
+    y = sg.placeholder("y", (None,))
+    fn = sg.function([x, y], [x * 2, y + 1])
+    assert "(x.shape[0]=256, y.shape[0]=1)" in fn.report(256)
+    assert "(x.shape[0]=256, y.shape[0]=9)" in fn.report(256, 9)
+    assert "12,288 B" in fn.report(512)  # x * 2 moves 2 * 512 * 3 floats
+    with pytest.raises(TypeError, match=r"3 sizes given, but this function has 2 symbolic dims "
+                                        r"\(x.shape\[0\], y.shape\[0\]\)"):
+        fn.report(1, 2, 3)
