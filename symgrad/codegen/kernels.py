@@ -63,6 +63,12 @@ class View:
             strides.append(Poly.const(0) if stretched else s)
         return View(self.buffer, self.offset, tuple(shape), tuple(strides))
 
+    def flip(self, axis: int) -> "View":
+        """The same elements with `axis` walked the other way."""
+        stride = self.strides[axis]
+        return View(self.buffer, self.offset + (self.shape[axis] + (-1)) * stride, self.shape,
+                    tuple(s * (-1) if a == axis else s for a, s in enumerate(self.strides)))
+
     def permute(self, axes) -> "View":
         return View(self.buffer, self.offset, tuple(self.shape[a] for a in axes),
                     tuple(self.strides[a] for a in axes))

@@ -100,6 +100,19 @@ def _memory_order(axes, loads) -> tuple:
     return tuple(axes)
 
 
+def _walk_forwards(axes, loads) -> None:
+    """Each reduced axis that the first load moving along it walks backwards (a sum of
+    x[:, ::-1]) is walked forwards instead, in every load.  Besides reading memory in order,
+    this keeps negative strides out of reduction loops: gcc 12.2 -O3 vectorized the nest
+    `for r0 < 4: for r1 < 5: acc += x[r0*5 - r1]` wrongly (196 for 190)."""
+    for axis in axes:
+        first = next((load for load in loads if not load.view.strides[axis].is_zero()), None)
+        stride = first.view.strides[axis] if first is not None else None
+        if stride is not None and all(coef < 0 for coef in stride.terms.values()):
+            for load in loads:
+                load.view = load.view.flip(axis)
+
+
 class Schedule:
     """Kernels, buffers and argument layout of one compiled step."""
 
@@ -391,8 +404,9 @@ class Schedule:
                             shape=tuple(full[a] for a in kept_axes),
                             reduced=tuple(full[a] for a in axes))
         var = self.expression(x, kernel, full, {})
-        if node.op != "argmax":
+        if node.op != "argmax":  # order-blind: walk the input forwards, in memory order
             axes = _memory_order(axes, kernel.loads)
+            _walk_forwards(axes, kernel.loads)
             kernel.reduced = tuple(full[a] for a in axes)
         order = kept_axes + list(axes)
         for load in kernel.loads:
