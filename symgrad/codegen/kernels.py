@@ -157,3 +157,31 @@ class SpecialKernel(Kernel):
     template macro of the same name, given `params` (C expressions and buffer views)."""
     template: str = ""
     params: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- reduction order
+def memory_order(axes, loads) -> tuple:
+    """The reduced axes in the order that walks the first load that moves along them through
+    memory forwards, smallest stride innermost: a sum of x.T then reads x row by row (2.6x
+    faster than walking its columns).  Only the order of the additions changes."""
+    for load in loads:
+        strides = [load.view.strides[a] for a in axes]
+        if any(not st.is_zero() for st in strides):
+            if all(st.is_const for st in strides):
+                return tuple(sorted(axes, key=lambda a: -abs(load.view.strides[a].value)))
+            unit = [a for a in axes if load.view.strides[a] == Poly.const(1)]
+            return tuple([a for a in axes if a not in unit] + unit)
+    return tuple(axes)
+
+
+def walk_forwards(axes, loads) -> None:
+    """Each reduced axis that the first load moving along it walks backwards (a sum of
+    x[:, ::-1]) is walked forwards instead, in every load.  Besides reading memory in order,
+    this keeps negative strides out of reduction loops: gcc 12.2 -O3 vectorized the nest
+    `for r0 < 4: for r1 < 5: acc += x[r0*5 - r1]` wrongly (196 for 190)."""
+    for axis in axes:
+        first = next((load for load in loads if not load.view.strides[axis].is_zero()), None)
+        stride = first.view.strides[axis] if first is not None else None
+        if stride is not None and all(coef < 0 for coef in stride.terms.values()):
+            for load in loads:
+                load.view = load.view.flip(axis)
