@@ -224,9 +224,10 @@ def adam(params, grads, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay
     # after a float32 one inherited that
     t = sg.shared(np.zeros((), np.float64), name=_state_name(name or "adam", "step"))
     t_new = t + 1
-    correction1, correction2 = (1 - sg.power(_as(b, np.dtype("float64")) if isinstance(b, Tensor)
-                                             else sg.constant(b, np.float64), t_new)
-                                for b in (beta1, beta2))
+    correction1, correction2 = (
+        1 - sg.power(sg.cast(b, "float64") if isinstance(b, Tensor) else sg.constant(b, np.float64),
+                     t_new)
+        for b in (beta1, beta2))
     updates = [(t, t_new)] if params else []
     for i, (p, g) in enumerate(zip(params, grads)):
         if not decoupled:
