@@ -3,6 +3,9 @@ first derivatives against central finite differences, second derivatives (a grad
 function that contains `sg.grad`), on every available backend."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -359,6 +362,53 @@ def test_max_min_and_argmax_of_long_rows_match_numpy(dtype, backend):
                     data.min(), data.argmax(), data[:, ::-1].argmax(axis=1), data.max(axis=1)]
         for got, want in zip(fn(data), expected):
             np.testing.assert_array_equal(got, want)
+
+
+ARGMAX_ACROSS_BLOCKS = """
+import numpy as np, symgrad as sg
+rows = {n: np.zeros((12, n), np.float32) for n in (1, 63, 64, 65, 129, 1000)}
+for n, r in rows.items():
+    for k, pos in enumerate([0, 62, 63, 64, 127, 128, n - 1]):
+        r[k, min(pos, n - 1)] = 5
+    r[7, [n // 3, n - 1]] = 5              # a tie in two blocks: the first
+    r[8, 0], r[8, n - 1] = 3, np.nan      # a NaN in a later block beats a larger value
+    r[9, [n // 2, n - 1]] = np.nan         # two NaNs: the first
+    r[10] = -np.inf
+    r[11, n // 2] = -0.0                    # -0.0 == 0.0: the first zero
+# the whole tensor on 3 threads: maxima and NaNs in different threads' runs
+whole = np.zeros(3 * 40000 + 17, np.float32)
+cases = [whole.copy() for _ in range(4)]
+cases[0][[5000, 90000]] = 2                # a tie between threads
+cases[1][[100, 119999]] = [1, 3]           # the later thread's larger value
+cases[2][[100, 70000, 110000]] = [9, np.nan, np.nan]
+cases[3][-1] = 1                            # in the last, partial block
+ints = np.full((3, 200), np.iinfo(np.int32).min, np.int32)
+ints[1, 130] = 0
+x = sg.placeholder("x", (None, None))
+v = sg.placeholder("v", (None,))
+i = sg.placeholder("i", (None, None), "int32")
+by_row = sg.function([x], [sg.argmax(x, axis=1), sg.argmax(x[:, ::-1], axis=1)])
+over_all = sg.function([v], sg.argmax(v))
+int_rows = sg.function([i], [sg.argmax(i, axis=1), sg.argmax(i)])
+for r in rows.values():
+    for got, want in zip(by_row(r), [r.argmax(axis=1), r[:, ::-1].argmax(axis=1)]):
+        np.testing.assert_array_equal(got, want)
+for c in cases:
+    assert over_all(c) == c.argmax(), (over_all(c), c.argmax())
+for got, want in zip(int_rows(ints), [ints.argmax(axis=1), ints.argmax()]):
+    np.testing.assert_array_equal(got, want)
+print("ok")
+"""
+
+
+def test_argmax_across_blocks_and_threads_matches_numpy():
+    """The C argmax scans 64-element blocks and searches the best block again; on the whole
+    tensor each thread scans a run of blocks.  Maxima, ties and NaNs on each side of a block
+    and of a thread's run (3 threads, so the runs are uneven)."""
+    env = dict(os.environ, OMP_NUM_THREADS="3")
+    done = subprocess.run([sys.executable, "-c", ARGMAX_ACROSS_BLOCKS], env=env,
+                          capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
 # ---------------------------------------------------------------------------------- the registry
