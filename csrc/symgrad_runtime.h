@@ -24,6 +24,15 @@ static inline double omp_get_wtime(void) {
 }
 #endif
 
+/* Constant tables reach the kernels through a pointer the compiler cannot follow, so their
+ * values are loaded, not folded into the code: gcc 12.2 (-O3, 512-bit vectors) folded a copy of
+ * {1, 2, 3, 4, NAN, NAN, NAN, 0.0} into four NaNs for the last four. */
+static inline const void *sg_opaque(const void *p)
+{
+    __asm__("" : "+r"(p));
+    return p;
+}
+
 #if defined(SG_USE_MVEC) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
 /* glibc only declares these SIMD variants (libmvec) under -ffast-math, which symgrad does not
  * use; declaring them here lets gcc vectorize loops that call them, with IEEE semantics kept.

@@ -7,12 +7,13 @@ default float) rather than float64; element-wise float functions of bool tensors
 from __future__ import annotations
 
 import numbers
+import operator
 from collections import Counter
 
 import numpy as np
 
 from .graph import (DTYPES, SharedValue, ShapeError, Sym, Tensor, as_dtype, broadcast_shapes,
-                    convert_values, dims_equal, is_float, named_sym, resolve_dim,
+                    convert_values, dims_equal, proper_bools, is_float, named_sym, resolve_dim,
                     shape_str, sym_product, unify_dims, user_site)
 from .ops import apply
 from .ops.shape import split_dims, sym_by_id
@@ -47,11 +48,19 @@ def constant(value, dtype=None) -> Tensor:
         if array.dtype.kind == "f" and array.dtype != FLOAT64:
             array = array.astype(FLOAT32)
         elif array.dtype.kind in "iu":
-            array = array.astype(INT64 if array.dtype.itemsize == 8 or array.dtype.kind == "u"
-                                 else DTYPES["int32"])
+            array = convert_values(array, _signed_holder(array.dtype), "constant")
+    array = proper_bools(array)
     as_dtype(array.dtype)
     array.setflags(write=False)
     return Tensor("constant", (), (("value", ConstantValue(array)),), array.shape, array.dtype)
+
+
+def _signed_holder(dtype: np.dtype) -> np.dtype:
+    """The supported signed type that numpy's promotion gives an integer array next to an int32
+    one: int8 to uint16 promote as int32 (uint8 + int32 is int32), the rest as int64 (a uint64
+    value past int64's range is refused, where numpy would go to float64)."""
+    return DTYPES["int32"] if dtype.itemsize < 4 or (dtype.itemsize == 4 and dtype.kind == "i") \
+        else INT64
 
 
 class ConstantValue:
@@ -194,18 +203,43 @@ def _fits(value: int, dtype) -> bool:
     return info.min <= value <= info.max
 
 
+_PYTHON_COMPARES = {"less": operator.lt, "less_equal": operator.le, "greater": operator.gt,
+                    "greater_equal": operator.ge, "equal": operator.eq, "not_equal": operator.ne}
+
+
+def _python_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, (bool, np.generic))
+
+
+def _compare_beyond_int64(op_name, a, b):
+    """An integer tensor against a Python int past int64's range: every element lies on one
+    side of it, so the answer is the same everywhere (numpy 2 gives it exactly)."""
+    for t, o, t_first in ((a, b, True), (b, a, False)):
+        if isinstance(t, Tensor) and t.dtype.kind in "iub" and _python_int(o) and \
+                not _fits(o, INT64):
+            side = _PYTHON_COMPARES[op_name](0, o) if t_first else \
+                _PYTHON_COMPARES[op_name](o, 0)
+            return equal(t, t) if side else not_equal(t, t)
+    return None
+
+
 def _binary(op_name, float_only=False, compares=False):
     def fn(a, b):
         if compares:  # numpy 2 compares an integer tensor with any Python int exactly
+            decided = _compare_beyond_int64(op_name, a, b)
+            if decided is not None:
+                return decided
             a, b = (cast(t, INT64) if isinstance(t, Tensor) and t.dtype.kind in "iu" and
-                    isinstance(o, int) and not isinstance(o, bool) and
-                    not _fits(o, t.dtype) and _fits(o, INT64) else t
+                    _python_int(o) and not _fits(o, t.dtype) else t
                     for t, o in ((a, b), (b, a)))
         try:
             a, b = promote(a, b)
         except OverflowError as exc:  # numpy's own words name no op
-            raise OverflowError(f"{op_name}: {exc}; cast the tensor first (.astype('int64'))"
-                                + user_site()) from None
+            big = next((o for o in (a, b) if _python_int(o)), None)
+            hint = "" if big is None else "; cast the tensor first (.astype('int64'))" \
+                if _fits(big, INT64) else \
+                "; it is beyond int64 too: compute in float64 (.astype('float64'), float(value))"
+            raise OverflowError(f"{op_name}: {exc}{hint}" + user_site()) from None
         if float_only and not is_float(a.dtype):
             a, b = _float_operand(a), _float_operand(b)
         return apply(op_name, a, b)

@@ -17,8 +17,11 @@ from . import api as sg
 from . import inspection
 from .inspection import Graph, Profile, Report  # noqa: F401  (Function's types)
 from .ops.shape import whole_axis
-from .graph import (ShapeError, Sym, Tensor, convert_values, dim_name, pinned_dims,
-                    plain_dims, resolve_dim, resolve_shape, shape_str, shapes_equal, topo_sort)
+from .graph import (DTYPES, ShapeError, Sym, Tensor, convert_values, dim_name, pinned_dims,
+                    plain_dims, proper_bools, resolve_dim, resolve_shape, shape_str,
+                    shapes_equal, topo_sort)
+
+BOOL = DTYPES["bool"]
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -340,11 +343,11 @@ class Function:
                 if dims[slot] < 0:
                     dims[slot] = shape[axis]
                 elif dims[slot] != shape[axis]:
-                    sym = list(self.sym_slots)[slot]
-                    raise ShapeError(f"input {spec.name!r}: axis {axis} has size {shape[axis]}, "
-                                     f"but symbolic dim {sym} is {dims[slot]} in an earlier input")
+                    self._raise_dim_mismatch(spec, axis, shape[axis], slot, dims[slot])
             if not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)  # a copy: the caller's array is never touched
+            if spec.dtype is BOOL:
+                a = proper_bools(a)
             checked.append(a)
         for i, axis, slot, expr in self._derived:
             size = checked[i].shape[axis]
@@ -379,6 +382,20 @@ class Function:
         if self._shifted_dims:
             self._check_shifted_dims(dims)
         return checked, dims
+
+    def _raise_dim_mismatch(self, spec, axis, size, slot, bound):
+        """The symbolic dim of `slot` was bound to `bound` by an earlier axis (of this input or
+        an earlier one) and `spec`'s `axis` has `size`: say which axis bound it."""
+        sym = list(self.sym_slots)[slot]
+        where = "an earlier input"
+        for other in self._specs:
+            first = next((a for a, s in other.symbolic if s == slot), None)
+            if first is not None:
+                where = (f"its axis {first}" if other is spec else
+                         f"input {other.name!r} (axis {first})")
+                break
+        raise ShapeError(f"input {spec.name!r}: axis {axis} has size {size}, but symbolic dim "
+                         f"{sym} is {bound} from {where}")
 
     def _shifted_down_dims(self, roots) -> list:
         """Dims that a call can make negative (`n - 3` of `sg.arange(x.shape[0] - 3)`, a

@@ -49,13 +49,20 @@ def convert_values(value, dtype: np.dtype, what: str) -> np.ndarray:
                         f"{exc}") from None
     if array.dtype.kind == "O" and array.size and all(
             isinstance(v, int) and not isinstance(v, bool) for v in array.reshape(-1)):
-        raise OverflowError(f"{what}: integers beyond 64 bits do not fit "
-                            f"{dtype.name if dtype is not None else 'int64'}")
+        if all(-2**63 <= v < 2**63 for v in array.reshape(-1)):
+            wanted = (dtype or DTYPES["int64"]).name
+            raise TypeError(f"{what}: an object array (of Python ints); pass a numeric array, "
+                            f"e.g. np.asarray(values, dtype={wanted!r})")
+        raise OverflowError(f"{what}: Python ints beyond int64 (numpy keeps them as objects) "
+                            f"are not converted to {dtype.name if dtype is not None else 'int64'} "
+                            "implicitly; convert them yourself (float(v) for a float)")
     if array.dtype.kind not in "biuf":  # strings, None, ints beyond 64 bits
         raise TypeError(f"{what}: cannot convert {type(value).__name__} to {target} "
                         f"(numpy makes {array.dtype.name} of it)")
     if dtype is None or array.dtype == dtype:
-        return array
+        return proper_bools(array)
+    if not array.size:  # nothing to convert wrongly: [] makes float64 for an int input too
+        return np.empty(array.shape, dtype)
     if not np.can_cast(array.dtype, dtype, "same_kind"):
         raise TypeError(f"{what}: expected {dtype.name}, got {array.dtype.name} values, which "
                         f"numpy would cast without a word; convert them explicitly")
@@ -72,6 +79,15 @@ def convert_values(value, dtype: np.dtype, what: str) -> np.ndarray:
         raise OverflowError(f"{what}: finite values overflow {dtype.name} (its largest is "
                             f"{np.finfo(dtype).max:.4g})")
     return result
+
+
+def proper_bools(array: np.ndarray) -> np.ndarray:
+    """A bool array holds one byte per element, and numpy reads any nonzero byte as True; a
+    view of other bytes (`np.uint8(...).view(bool)`) can hold 2 or 255, which C's bool
+    arithmetic would use as they are.  Such an array comes back as 0/1 bytes."""
+    if array.dtype == DTYPES["bool"] and array.size and array.view(np.uint8).max() > 1:
+        return array.view(np.uint8) != 0
+    return array
 
 
 def is_float(dtype) -> bool:

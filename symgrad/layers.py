@@ -235,6 +235,21 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None) -
                          + user_site())
     if scale is None:
         scale = 1.0 / math.sqrt(d)
+    shapes = (f"q {shape_str(q.shape)}, k {shape_str(k.shape)}, v {shape_str(v.shape)}"
+              + (f", mask {shape_str(sg.as_tensor(mask).shape)}" if mask is not None else ""))
+    for what, a, b in (("q and k must share the feature dim d", q.shape[-1], k.shape[-1]),
+                       ("k and v must share the key length Tk", k.shape[-2], v.shape[-2])):
+        a, b = resolve_dim(a), resolve_dim(b)
+        if isinstance(a, int) and isinstance(b, int) and a != b:
+            raise ShapeError(f"{op}: {what} ((..., Tq, d), (..., Tk, d), (..., Tk, dv)); "
+                             f"got {shapes}" + user_site())
+    try:
+        return _attention(q, k, v, mask, causal, scale)
+    except ShapeError as exc:  # leading dims or the mask: name this op and the user's shapes
+        raise ShapeError(f"{op}: {shapes} do not broadcast: {exc}") from None
+
+
+def _attention(q, k, v, mask, causal, scale) -> Tensor:
     kt = sg.transpose(k, tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2))
     scores = sg.matmul(q, kt) * float(scale)          # (..., Tq, Tk)
     lowest = float(np.finfo(scores.dtype).min) / 2    # finite: masked rows stay NaN-free

@@ -453,6 +453,26 @@ def test_small_slices_of_a_computed_value_are_copied_exactly(dtype):
     np.testing.assert_array_equal(ga, W[None, :, :2])
 
 
+def test_constant_tables_with_nans_are_copied_exactly():
+    """gcc 12.2 folded the copy of a float64 table {1, 2, 3, 4, NAN, NAN, NAN, 0.0} into four
+    NaNs for the last four lanes (also a folded `c * 0.0`); the kernels now load tables through
+    a pointer gcc cannot follow."""
+    nan = np.nan
+    tables = [[1, 2, 3, 4, nan, nan, nan, 0.0], [1, 2, 3, 4, nan, nan, 0.0, 0.0],
+              [nan, nan, nan, 0.0, nan, nan, nan, 0.0, 1, nan, 0.0, -0.0, nan, 5, nan, 0.0]]
+    folded = np.array([0.0, -0.0, 1, -1, np.inf, -np.inf, nan, 1e-310])
+    for dtype in ("float64", "float32"):
+        arrays = [np.array(t, dtype) for t in tables]
+        c = sg.constant(folded.astype(dtype))
+        got = sg.function([], [sg.constant(a) for a in arrays] + [c * 0.0], opt_level=2)()
+        with np.errstate(invalid="ignore"):  # inf * 0
+            expected = arrays + [folded.astype(dtype) * 0.0]
+        for value, want in zip(got, expected):
+            np.testing.assert_array_equal(value, want)
+            numbers = ~np.isnan(want)  # zeros keep their sign; a NaN's sign means nothing
+            np.testing.assert_array_equal(np.signbit(value[numbers]), np.signbit(want[numbers]))
+
+
 def test_the_same_graph_built_twice_compiles_once():
     def build_fn():
         x = sg.placeholder("x", (None, 6))

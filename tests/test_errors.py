@@ -288,7 +288,7 @@ def test_wrong_static_dim(fn):
 def test_inconsistent_symbolic_dim_from_an_op(fn):
     """The labels' batch was unified with the logits' batch by cross_entropy."""
     with pytest.raises(sg.ShapeError, match=re.escape(
-            "input 't': axis 0 has size 3, but symbolic dim x.shape[0] is 2 in an earlier input")):
+            "input 't': axis 0 has size 3, but symbolic dim x.shape[0] is 2 from input 'x' (axis 0)")):
         fn(np.zeros((2, 3)), np.zeros(3, np.int64))
 
 
@@ -299,8 +299,15 @@ def test_inconsistent_named_dim(dim_name):
     f = sg.function([a, b], [sg.sum(a), sg.sum(b)], backend="numpy")
     f(np.zeros((4, 2), np.float32), np.zeros((3, 4), np.float32))  # consistent: fine
     with pytest.raises(sg.ShapeError, match=re.escape(
-            f"input 'b': axis 1 has size 5, but symbolic dim {batch} is 4 in an earlier input")):
+            f"input 'b': axis 1 has size 5, but symbolic dim {batch} is 4 from input 'a' "
+            "(axis 0)")):
         f(np.zeros((4, 2), np.float32), np.zeros((3, 5), np.float32))
+    n = dim_name()
+    square = sg.placeholder("square", (n, n))
+    g = sg.function([square], square + 1, backend="numpy")
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            f"input 'square': axis 1 has size 4, but symbolic dim {n} is 3 from its axis 0")):
+        g(np.ones((3, 4), np.float32))
 
 
 def test_wrong_argument_count_and_kind(fn):
@@ -323,7 +330,8 @@ def test_call_arguments_convert_only_where_no_value_changes(backend):
     np.testing.assert_array_equal(labels, [1, 2])
     refusals = [
         (([1.0, 2.0], [0.9, 3.7]), "input 't': expected int64, got float64 values"),
-        (([1.0, 2.0], [2 ** 70, 1]), "input 't': integers beyond 64 bits do not fit int64"),
+        (([1.0, 2.0], [2 ** 70, 1]), "input 't': Python ints beyond int64 (numpy keeps them "
+                                     "as objects) are not converted to int64"),
         (([None, 1.0], [0, 1]), "input 'x': cannot convert list"),
         (([1e40, 1.0], [0, 1]), "input 'x': finite values overflow float32"),
         ((np.ma.array(np.zeros(2, np.float32), mask=[0, 1]), [0, 1]), "input 'x': a masked array"),
@@ -333,6 +341,8 @@ def test_call_arguments_convert_only_where_no_value_changes(backend):
     for args, message in refusals:  # an InputError is a TypeError and a ValueError
         with pytest.raises(sg.InputError, match=re.escape(message)):
             f(*args)
+    empty = sg.placeholder("empty", (None,), "int64")  # [] is float64 to numpy: no values, though
+    assert sg.function([empty], sg.sum(empty) + 1, backend=backend)([]) == 1
 
 
 def test_set_value_refuses_values_its_dtype_cannot_hold():
@@ -342,6 +352,9 @@ def test_set_value_refuses_values_its_dtype_cannot_hold():
         counts.set_value(np.array([2 ** 32 + 5, 1]))
     with pytest.raises(TypeError, match="set_value of counts: expected int32, got float64"):
         counts.set_value(np.array([1.5, 2.0]))
+    with pytest.raises(TypeError, match=re.escape("set_value of counts: an object array (of "
+                                                  "Python ints); pass a numeric array")):
+        counts.set_value(np.zeros(2, object))
     counts.set_value(np.array([7, -3], np.int64))  # fits: taken
     np.testing.assert_array_equal(counts.get_value(), [7, -3])
     w = sg.shared(np.zeros(2, np.float32), name="w")
@@ -562,7 +575,7 @@ def test_shared_follows_the_conversion_rules_of_set_value():
         with pytest.raises(TypeError, match="shared s: cannot"):
             sg.shared(value, name="s")
     for value in (2 ** 70, [2 ** 70, 1]):
-        with pytest.raises(OverflowError, match="shared s: integers beyond 64 bits do not fit"):
+        with pytest.raises(OverflowError, match="shared s: Python ints beyond int64"):
             sg.shared(value, name="s")
     assert sg.shared(1.5).dtype == np.float32 and sg.shared(3).dtype == np.int64
     assert sg.shared(np.float64(2)).dtype == np.float64 and sg.shared([True]).dtype == np.bool_
@@ -653,6 +666,57 @@ def test_comparing_with_a_python_int_outside_the_dtype_is_exact(backend):
     with pytest.raises(OverflowError, match=r"add: Python integer 1099511627776 out of bounds "
                                             r"for int32; cast the tensor first"):
         x + 2 ** 40
+    # past int64 every element is on one side: decided, as numpy 2 does
+    y = sg.placeholder("y", (3,), "int64")
+    yv = np.array([2 ** 62, -1, -2 ** 63], np.int64)
+    beyond = [y < 2 ** 63, 2 ** 63 > y, y >= -2 ** 64, y == 2 ** 70, y != -2 ** 70, x > 2 ** 64]
+    want = [[True] * 3, [True] * 3, [True] * 3, [False] * 3, [True] * 3, [False] * 3]
+    for value, expected in zip(sg.function([x, y], beyond, backend=backend)(xv, yv), want):
+        np.testing.assert_array_equal(value, expected)
+    with pytest.raises(OverflowError, match=r"mul: .*it is beyond int64 too: compute in float64"):
+        y * 2 ** 63
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_bool_arrays_holding_other_bytes_read_as_numpy_reads_them(backend):
+    """A bool view of bytes 2 or 255 is True to numpy; the C kernels would use the byte."""
+    raw = np.array([2, 0, 255, 1], np.uint8).view(bool)
+    b = sg.placeholder("b", (None,), "bool")
+    kept = sg.shared(raw, name="kept")
+    f = sg.function([b], [b.astype("int64"), sg.sum(b.astype("float32")), b != True,  # noqa: E712
+                          b & sg.constant(raw), kept.astype("int32")], backend=backend)
+    counts, total, negated, both, stored = f(raw)
+    np.testing.assert_array_equal(counts, [1, 0, 1, 1])
+    assert total == 3
+    np.testing.assert_array_equal(negated, [False, True, False, False])
+    np.testing.assert_array_equal(both, [True, False, True, True])
+    np.testing.assert_array_equal(stored, [1, 0, 1, 1])
+    np.testing.assert_array_equal(raw.view(np.uint8), [2, 0, 255, 1])  # the caller's bytes
+
+
+def test_unsigned_constants_promote_as_numpy_and_refuse_what_int64_cannot_hold():
+    x = sg.placeholder("x", (2,), "int32")
+    assert (x + np.array([3, 1], np.uint8)).dtype == np.int32  # numpy: int32
+    assert (x + np.array([3, 1], np.uint32)).dtype == np.int64
+    with pytest.raises(OverflowError, match=re.escape("constant: values from 1 to "
+                                                      "9223372036854775808 do not fit int64")):
+        x + np.array([2 ** 63, 1], np.uint64)
+
+
+def test_attention_names_itself_and_the_users_shapes():
+    q, v = sg.placeholder("q", (3, 4)), sg.placeholder("v", (5, 2))
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            "scaled_dot_product_attention: q and k must share the feature dim d")):
+        sg.scaled_dot_product_attention(q, sg.placeholder("k", (5, 6)), v)
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            "scaled_dot_product_attention: k and v must share the key length Tk")):
+        sg.scaled_dot_product_attention(q, sg.placeholder("k", (6, 4)), v)
+    with pytest.raises(sg.ShapeError, match=re.escape(
+            "scaled_dot_product_attention: q (2, 3, 4), k (3, 5, 4), v (3, 5, 2) do not "
+            "broadcast")):
+        sg.scaled_dot_product_attention(sg.placeholder("q", (2, 3, 4)),
+                                        sg.placeholder("k", (3, 5, 4)),
+                                        sg.placeholder("v", (3, 5, 2)))
 
 
 @pytest.mark.parametrize("label_dtype", ["int64", "int32", "bool"])

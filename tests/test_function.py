@@ -292,8 +292,8 @@ def test_named_dim_is_shared_between_placeholders(backend, dim_name):
         a, b = np.ones((n, 3)), np.arange(n, dtype=np.float64)
         np.testing.assert_array_equal(fn(a, b), a * b[:, None])
     with pytest.raises(sg.ShapeError, match=re.escape(f"input 'y': axis 0 has size 5, but "
-                                                      f"symbolic dim {batch} is 4 in an earlier "
-                                                      "input")):
+                                                      f"symbolic dim {batch} is 4 from input "
+                                                      "'x' (axis 0)")):
         fn(np.ones((4, 3)), np.ones(5))
 
 
@@ -305,7 +305,7 @@ def test_dims_unified_by_an_op_are_checked_at_call_time(backend):
     fn = sg.function([x, t], sg.cross_entropy(x, t), backend=backend)
     assert np.isfinite(fn(np.zeros((3, 4)), np.array([0, 1, 2])))
     with pytest.raises(sg.ShapeError, match=r"input 'labels': axis 0 has size 2, but symbolic "
-                                            r"dim .* is 3 in an earlier input"):
+                                            r"dim .* is 3 from input 'logits' \(axis 0\)"):
         fn(np.zeros((3, 4)), np.array([0, 1]))
 
 

@@ -467,7 +467,7 @@ def test_arange_follows_a_symbolic_dim(backend):
 
 def test_attention_errors():
     q = sg.placeholder("q", (None, 4))
-    with pytest.raises(sg.ShapeError, match=r"matmul.*inner dims"):
+    with pytest.raises(sg.ShapeError, match=r"scaled_dot_product_attention: q and k must share"):
         sg.scaled_dot_product_attention(q, sg.placeholder("k", (6, 3)), sg.placeholder("v", (6, 3)))
     with pytest.raises(sg.ShapeError, match=r"scaled_dot_product_attention.*at least 2-D"):
         sg.scaled_dot_product_attention(sg.placeholder("a", (4,)), q, q)

@@ -28,6 +28,20 @@ int sg_run(void **args, const int64_t *dims, char *workspace);
 PROFILE_CDEF = "void sg_profile_take(double *seconds);"
 
 
+
+def _references_to_item(holders: list, i: int) -> int:
+    return sys.getrefcount(holders[i])
+
+
+# What the count reads for an item that nothing but its list holds, measured by the same code:
+# Pythons differ in the references they count (3.14 borrows some on the stack), so no constant
+# is right everywhere, and a count one too low would hand out an array the caller still holds.
+_ALONE = _references_to_item([np.empty(0)], 0)
+
+
+def _only_the_list_holds(holders: list, i: int) -> bool:
+    return _references_to_item(holders, i) == _ALONE
+
 class _ForkGuard:
     """libgomp's thread pool does not survive fork(): a child forked after a step ran here (as
     multiprocessing does by default on Linux before Python 3.14) would wait forever for the
@@ -244,10 +258,9 @@ class CProgram(CompiledProgram):
         page fault per 4 KiB on first touch, often more than the kernel that fills it."""
         previous, outs = self._last_outputs, []
         for i, (shape, dtype) in enumerate(zip(shapes, self._out_dtypes)):
-            old = previous[i] if previous else None
-            # 3 references: the `previous` list, `old` and getrefcount's argument
-            if old is not None and old.shape == shape and sys.getrefcount(old) == 3:
-                outs.append(old)
+            if previous and previous[i] is not None and previous[i].shape == shape and \
+                    _only_the_list_holds(previous, i):
+                outs.append(previous[i])
             else:
                 outs.append(np.empty(shape, dtype))
         self._last_outputs = [o if o.nbytes >= RECYCLE_BYTES else None for o in outs]

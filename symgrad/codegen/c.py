@@ -366,7 +366,7 @@ def render(schedule, slots, n_dims: int, check_finite=False, profile=False) -> s
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
 
 
-def define_once(entries, definition, dims, passed=lambda buf: buf.kind != "const"):
+def define_once(entries, definition, dims, passed=lambda buf: True):
     """Sets each kernel entry's `definition` (its code), or its `same_as`: the name of an
     earlier kernel whose code is this one's up to the kernel's own name and the names of the
     buffers `passed` to it (a stack of identical layers, an unrolled recurrence).  The compiler's
