@@ -6,24 +6,36 @@ import statistics
 import time
 
 
-def interleaved(systems: dict, repeats=15, number=1, warmup=2, settle=0.25) -> dict:
+def interleaved(systems: dict, repeats=15, number=None, warmup=2, settle=0.25,
+                sample=0.02) -> dict:
     """systems: name -> zero-argument callable.  Returns name -> median seconds per call.
 
     Between two systems the run pauses `settle` seconds (not timed): thread pools (OpenMP,
     OpenBLAS, XLA, torch) spin for a while after their work, and on 2 cores a spinning pool of
     the previous system would be charged to the next one.  OpenBLAS's workers (numpy's) spin
-    for 2^28 cycles, about 0.1 s here, so the pause is longer than that."""
-    for fn in systems.values():
+    for 2^28 cycles, about 0.1 s here, so the pause is longer than that.
+
+    After the pause every thread pool is asleep, and waking it costs about 0.1-0.5 ms here: a
+    lone call of a 0.5 ms op would be timed mostly waking threads, which a training loop pays
+    once, not per batch.  So a sample is `number` calls back to back (by default, as many as
+    fill `sample` seconds, counted per system from its warm-up) and the time per call is
+    their mean."""
+    counts = {}
+    for name, fn in systems.items():
+        once = sample  # no warm-up: one call a sample
         for _ in range(warmup):
+            t0 = time.perf_counter()
             fn()
+            once = time.perf_counter() - t0
+        counts[name] = number or max(1, min(1000, round(sample / max(once, 1e-9))))
     samples = {name: [] for name in systems}
     for _ in range(repeats):
         for name, fn in systems.items():
             time.sleep(settle)
             t0 = time.perf_counter()
-            for _ in range(number):
+            for _ in range(counts[name]):
                 fn()
-            samples[name].append((time.perf_counter() - t0) / number)
+            samples[name].append((time.perf_counter() - t0) / counts[name])
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
