@@ -45,8 +45,9 @@ def placeholder(name: str, shape, dtype="float32") -> Tensor:
 def constant(value, dtype=None) -> Tensor:
     array = np.array(value, dtype=None if dtype is None else as_dtype(dtype))
     if dtype is None:
-        if array.dtype.kind == "f" and array.dtype != FLOAT64:
-            array = array.astype(FLOAT32)
+        if array.dtype.kind == "f":  # float16 as float32; a big-endian or long double as float64
+            array = convert_values(array, FLOAT64 if array.dtype.itemsize >= 8 else FLOAT32,
+                                   "constant")
         elif array.dtype.kind in "iu":
             array = convert_values(array, _signed_holder(array.dtype), "constant")
     array = proper_bools(array)

@@ -701,6 +701,13 @@ def test_unsigned_constants_promote_as_numpy_and_refuse_what_int64_cannot_hold()
     with pytest.raises(OverflowError, match=re.escape("constant: values from 1 to "
                                                       "9223372036854775808 do not fit int64")):
         x + np.array([2 ** 63, 1], np.uint64)
+    # a big-endian float64 (network-order data) or a long double stays float64
+    wide = np.array([0.1, 1e-300, 1e300, 1 + 2 ** -40])
+    for a in (wide.astype(">f8"), wide.astype(np.longdouble)):
+        assert sg.constant(a).dtype == np.float64
+        np.testing.assert_array_equal(sg.function([], sg.constant(a) * 1.0, backend="numpy")(),
+                                      wide)
+    assert sg.constant(np.array([1.5], ">f4")).dtype == np.float32
 
 
 def test_attention_names_itself_and_the_users_shapes():
