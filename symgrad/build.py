@@ -418,6 +418,7 @@ def _cached_build(source, key_extra, argv, flags, libs, ext, language, load):
         raise _unusable_cache(d, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _held_lock_fds.add(fd)
         lib = _try_load(load, so, sidecar)  # another process may have built it while we waited
         if lib is not None:
             return lib, so, key, False
@@ -427,7 +428,27 @@ def _cached_build(source, key_extra, argv, flags, libs, ext, language, load):
             raise _unusable_cache(so, exc) from None
         return load(so), so, key, True
     finally:
+        _held_lock_fds.discard(fd)
         os.close(fd)  # closing releases the flock
+
+
+# A flock belongs to the open file, which a forked child shares: a child forked while another
+# thread compiled would keep the key locked as long as it lives (its own wait for that key
+# included).  The child closes its copies; the parent's thread still holds the lock.
+_held_lock_fds: set[int] = set()
+
+
+def _close_inherited_locks():
+    for fd in list(_held_lock_fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held_lock_fds.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def _compile_into(so, sidecar, src, source, argv, flags, libs, language):

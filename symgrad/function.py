@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -22,6 +23,20 @@ from .graph import (DTYPES, ShapeError, Sym, Tensor, convert_values, dim_name, p
                     shapes_equal, topo_sort)
 
 BOOL = DTYPES["bool"]
+
+# A child forked while another thread of the parent was inside a step would inherit that
+# Function's lock held, by a thread that does not exist in the child: its first call would wait
+# forever.  Every live Function gets a fresh lock in the child.
+_LIVE_FUNCTIONS: "weakref.WeakSet[Function]" = weakref.WeakSet()
+
+
+def _fresh_locks_in_child():
+    for fn in list(_LIVE_FUNCTIONS):
+        fn._running = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 def check_finite_requested(flag: bool) -> bool:
@@ -208,7 +223,13 @@ class Function:
         # and recycled outputs while the step runs with the GIL released, so two threads
         # calling at once would read each other's intermediates.
         self._running = threading.Lock()
+        _LIVE_FUNCTIONS.add(self)
         self._profiler = None  # the profiling build, made by the first profile()
+
+    def __reduce__(self):
+        raise TypeError("a symgrad Function cannot be pickled (it holds a loaded native "
+                        "library); build it again in the worker process: the same graph loads "
+                        "from the compile cache without compiling")
 
     def _bind_derived(self) -> list:
         """Slots for the symbolic dims that inputs have only inside products or shifts.  A

@@ -116,9 +116,11 @@ def profile(fn, arrays, repeats, warmup) -> Profile:
         with pinned_dims(fn._pins):
             fn._profiler = get_backend("c").compile(fn, profile=True)
     checked, dims = fn.bind(arrays)
-    saved = [(t.attr["storage"], t.attr["storage"].array.copy()) for t, _ in fn.updates]
-    try:
-        with fn._running:
+    # the lock over the save, the runs and the restore: a training step in another thread
+    # between them would be undone by the restore
+    with fn._running:
+        saved = [(t.attr["storage"], t.attr["storage"].array.copy()) for t, _ in fn.updates]
+        try:
             for i in range(warmup + repeats):
                 if i == warmup:
                     fn._profiler.take_profile()
@@ -126,9 +128,9 @@ def profile(fn, arrays, repeats, warmup) -> Profile:
                 fn._profiler.run(checked, dims)
             wall = time.perf_counter() - start
             seconds = fn._profiler.take_profile()
-    finally:
-        for storage, value in saved:
-            storage.overwrite(value)
+        finally:
+            for storage, value in saved:
+                storage.overwrite(value)
     info = {k.name: k for k in fn._profiler.kernels}
     riders = {}
     for k in fn._profiler.kernels:

@@ -7,6 +7,8 @@ import hashlib
 import os
 import sys
 
+import weakref
+
 import numpy as np
 
 from ..codegen import c as c_render
@@ -40,7 +42,8 @@ _ALONE = _references_to_item([np.empty(0)], 0)
 
 
 def _only_the_list_holds(holders: list, i: int) -> bool:
-    return _references_to_item(holders, i) == _ALONE
+    """No reference, and no weak reference (a cache of results), but the list's."""
+    return _references_to_item(holders, i) == _ALONE and not weakref.getweakrefcount(holders[i])
 
 class _ForkGuard:
     """libgomp's thread pool does not survive fork(): a child forked after a step ran here (as
@@ -103,8 +106,12 @@ class CompiledProgram:
     language = "c"
     passed_const_size: int | None = 1 << 14  # elements; larger constants are passed in
 
+    @property
+    def fn(self):
+        return self._fn()
+
     def __init__(self, fn, check_finite=False, profile=False):
-        self.fn = fn
+        self._fn = weakref.ref(fn)  # the Function owns its program: no cycle, so `del f` frees it
         self.check_finite = check_finite_requested(check_finite)
         self.profile = profile
         schedule = Schedule(fn, fn.opt_level, check_finite=self.check_finite,

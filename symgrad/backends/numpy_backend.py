@@ -3,6 +3,8 @@ Every compiled backend is tested against it."""
 from __future__ import annotations
 
 
+import weakref
+
 import numpy as np
 
 from ..function import check_finite_requested
@@ -14,8 +16,12 @@ from ..ops import OPS
 class NumpyProgram:
     source = "# the numpy backend evaluates the graph directly; there is no generated source"
 
+    @property
+    def fn(self):
+        return self._fn()
+
     def __init__(self, fn, check_finite=False):
-        self.fn = fn
+        self._fn = weakref.ref(fn)  # the Function owns its program: no cycle, so `del f` frees it
         self.check_finite = check_finite_requested(check_finite)
         self.roots = fn.outputs + [v for _, v in fn.updates]
         self.graph = Graph(self.roots)

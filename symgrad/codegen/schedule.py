@@ -10,6 +10,8 @@ output, else a workspace buffer whose memory is shared with others by liveness (
 """
 from __future__ import annotations
 
+import weakref
+
 import math
 import re
 from dataclasses import dataclass
@@ -89,9 +91,13 @@ def extreme_literal(dtype, lowest: bool) -> str:
 class Schedule:
     """Kernels, buffers and argument layout of one compiled step."""
 
+    @property
+    def fn(self):
+        return self._fn()
+
     def __init__(self, fn, opt_level: int = 2, check_finite: bool = False,
                  passed_const_size: int | None = None):
-        self.fn = fn
+        self._fn = weakref.ref(fn)  # the Function owns its schedule: no cycle
         # constants of at least this many elements are passed in by pointer (kind
         # "const_arg") instead of written into the source: a 1000x1000 one was 20 MB of C
         # and 12 s of compiling
