@@ -19,6 +19,7 @@ import platform
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -456,11 +457,12 @@ def _compile_into(so, sidecar, src, source, argv, flags, libs, language):
     its checksum to `sidecar` (the caller holds the key's lock)."""
     global compiler_runs
     _write_atomic(src, source)
+    _sweep_abandoned(so)
     tmp = so.with_name(f"{so.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp.so")
     cmd = [*argv, *flags, "-o", str(tmp), str(src), *libs]
     try:
         compiler_runs += 1
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = _run_compiler(cmd)
         if r.returncode != 0 or not tmp.exists():
             lines = (r.stderr or r.stdout).splitlines()
             more = f"\n... ({len(lines) - 40} more lines)" if len(lines) > 40 else ""
@@ -472,6 +474,42 @@ def _compile_into(so, sidecar, src, source, argv, flags, libs, language):
     finally:
         tmp.unlink(missing_ok=True)  # never leave a partial library behind
     _write_atomic(sidecar, digest + "\n")
+
+
+def _run_compiler(cmd) -> subprocess.CompletedProcess:
+    """The compiler in a process group of its own, killed whole if this call is interrupted
+    (Ctrl-C in a notebook): killing the driver alone leaves cc1 running, and its temp files."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _sweep_abandoned(so: pathlib.Path):
+    """Temp libraries of this key left by a process that was killed while compiling (the
+    caller holds the key's lock, so no live process is writing one)."""
+    for tmp in so.parent.glob(f"{so.stem}.*.tmp.so"):
+        pid = tmp.name[len(so.stem) + 1:].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 # ---------------------------------------------------------------------------- warm starts

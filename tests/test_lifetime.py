@@ -141,3 +141,55 @@ def test_profile_in_one_thread_does_not_undo_steps_of_another():
         step.profile(xv, repeats=3, warmup=1)
     trainer.join()
     assert float(count.get_value()) == steps + 1
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"  # killed, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+def test_an_interrupted_compile_kills_the_whole_compiler(tmp_path):
+    """Ctrl-C during a compile: the driver's children (cc1) die too, not only the driver."""
+    import signal
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    pidfile = tmp_path / "grandchild"
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(Interrupted):
+            build._run_compiler(["sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    grandchild = int(pidfile.read_text())
+    for _ in range(100):
+        if _gone(grandchild):
+            break
+        threading.Event().wait(0.05)
+    assert _gone(grandchild)
+
+
+def test_a_temp_library_of_a_killed_compile_is_swept(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    source = "int answer(void) { return 42; }\n"
+    lib = build.load_library(source, "int answer(void);")
+    so = tmp_path / lib.key[:2] / f"{lib.key}.so"
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)  # a pid that no process has now
+    abandoned = so.with_name(f"{so.stem}.{dead}.abcd1234.tmp.so")
+    abandoned.write_bytes(b"half a library")
+    so.unlink()  # the next load compiles again, under the key's lock
+    again = build.load_library(source, "int answer(void);")
+    assert again.lib.answer() == 42 and not abandoned.exists()
