@@ -216,7 +216,7 @@ def _compare_beyond_int64(op_name, a, b):
     """An integer tensor against a Python int past int64's range: every element lies on one
     side of it, so the answer is the same everywhere (numpy 2 gives it exactly)."""
     for t, o, t_first in ((a, b, True), (b, a, False)):
-        if isinstance(t, Tensor) and t.dtype.kind in "iub" and _python_int(o) and \
+        if isinstance(t, Tensor) and t.dtype.kind in "iu" and _python_int(o) and \
                 not _fits(o, INT64):
             side = _PYTHON_COMPARES[op_name](0, o) if t_first else \
                 _PYTHON_COMPARES[op_name](o, 0)

@@ -417,9 +417,9 @@ def _cached_build(source, key_extra, argv, flags, libs, ext, language, load):
         fd = os.open(d / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise _unusable_cache(d, exc) from None
+    _held_lock_fds.add(fd)  # before the wait: a fork during it must not keep the lock either
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        _held_lock_fds.add(fd)
         lib = _try_load(load, so, sidecar)  # another process may have built it while we waited
         if lib is not None:
             return lib, so, key, False
@@ -478,7 +478,10 @@ def _compile_into(so, sidecar, src, source, argv, flags, libs, language):
 
 def _run_compiler(cmd) -> subprocess.CompletedProcess:
     """The compiler in a process group of its own, killed whole if this call is interrupted
-    (Ctrl-C in a notebook): killing the driver alone leaves cc1 running, and its temp files."""
+    (Ctrl-C in a notebook): killing the driver alone leaves cc1 running, and its temp files.
+    The price: a signal sent to our process group (a terminal's Ctrl-C while another thread
+    compiles, a CI job's SIGTERM) no longer reaches gcc, which finishes its one file and
+    exits; the temp library it leaves is swept by the next compile of that key."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

@@ -662,3 +662,22 @@ def test_names_that_are_c_macros_or_functions_compile(name):
     fn = sg.function([x], sg.exp(x) * w, updates=[(w, w * 2)])
     xv = np.arange(8, dtype=np.float32).reshape(2, 4)
     np.testing.assert_allclose(fn(xv), np.exp(xv), rtol=1e-6)
+
+
+def test_names_of_template_locals_and_constant_tables_compile_and_keep_their_values():
+    """Graph names become C names: one equal to a kernel's local (argmax's `first`, `block`,
+    `start`, ...) or to a constant table's global would shadow it (a compile error, or an input
+    read where the constant was meant)."""
+    names = ["first", "last", "blocks", "block", "start", "end", "top", "saw_nan", "tile", "i"]
+    xs = [sg.placeholder(n, (None,)) for n in names]
+    fn = sg.function(xs, [f(x) for x in xs for f in (sg.argmax, sg.max)])
+    values = [(np.arange(70000, dtype=np.float32) * (k + 7)) % 977 for k in range(len(xs))]
+    got = fn(*values)
+    for k, v in enumerate(values):
+        assert got[2 * k] == v.argmax() and got[2 * k + 1] == v.max()
+    table = np.array([1, 2, 3, 4], np.float32)
+    for name in ("const1_table", "sg_table_const1"):  # %0 the input, %1 the constant
+        x = sg.placeholder(name, (4,))
+        product = sg.function([x], x * sg.constant(table))
+        assert "const1" in product.source
+        np.testing.assert_array_equal(product(np.ones(4, np.float32)), table)

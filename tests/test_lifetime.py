@@ -164,13 +164,15 @@ def test_an_interrupted_compile_kills_the_whole_compiler(tmp_path):
 
     pidfile = tmp_path / "grandchild"
     previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
     try:
         with pytest.raises(Interrupted):
             build._run_compiler(["sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"])
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if not pidfile.exists() or not pidfile.read_text().strip():
+        pytest.skip("the shell had not started its child within the interval")
     grandchild = int(pidfile.read_text())
     for _ in range(100):
         if _gone(grandchild):

@@ -37,6 +37,8 @@ inner o j x y m total scale shift label bad mi row g c acc parts threads best be
 offsets workspace dims args t result main n b w draw seed lane other error status debug
 cuda_error failed epilogue tid tx ty log_total g_row row_max threadIdx blockIdx blockDim gridDim
 warpSize dim3 uint3
+at block blocks by_rows c0 end extent first found i k l last last_block lo nan_block nan_seen
+r0 run_best run_block run_nan saw_nan start sum tile tile_acc top width
 alignas alignof and asm bitand bitor catch char16_t char32_t class compl concept consteval
 constexpr constinit const_cast co_await co_return co_yield decltype delete dynamic_cast explicit
 export friend mutable namespace new noexcept not nullptr operator or private protected public
