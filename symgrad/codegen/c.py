@@ -387,5 +387,5 @@ def define_once(entries, definition, dims, passed=lambda buf: True):
 
 
 def const_values(buf: Buffer) -> str:
-    from .schedule import literal_text
+    from .spelling import literal_text
     return ", ".join(literal_text(v, buf.dtype) for v in buf.data.reshape(-1))

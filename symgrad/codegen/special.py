@@ -7,7 +7,7 @@ import numpy as np
 
 from .kernels import Literal, RunError, SpecialKernel, View
 from .poly import Poly, product
-from .schedule import literal_text
+from .spelling import literal_text
 
 
 def pointer(view: View) -> str:
