@@ -220,7 +220,7 @@ def _compare_beyond_int64(op_name, a, b):
                 not _fits(o, INT64):
             side = _PYTHON_COMPARES[op_name](0, o) if t_first else \
                 _PYTHON_COMPARES[op_name](o, 0)
-            return equal(t, t) if side else not_equal(t, t)
+            return broadcast_to(constant(side), t.shape)  # no need to read t
     return None
 
 

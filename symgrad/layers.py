@@ -235,8 +235,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None) -
                          + user_site())
     if scale is None:
         scale = 1.0 / math.sqrt(d)
+    if mask is not None:
+        mask = sg.as_tensor(mask)
     shapes = (f"q {shape_str(q.shape)}, k {shape_str(k.shape)}, v {shape_str(v.shape)}"
-              + (f", mask {shape_str(sg.as_tensor(mask).shape)}" if mask is not None else ""))
+              + (f", mask {shape_str(mask.shape)}" if mask is not None else ""))
     for what, a, b in (("q and k must share the feature dim d", q.shape[-1], k.shape[-1]),
                        ("k and v must share the key length Tk", k.shape[-2], v.shape[-2])):
         a, b = resolve_dim(a), resolve_dim(b)
@@ -258,7 +260,6 @@ def _attention(q, k, v, mask, causal, scale) -> Tensor:
         keep = sg.arange(scores.shape[-2])[:, None] >= sg.arange(scores.shape[-1])
         scores = sg.where(keep, scores, lowest)
     if mask is not None:
-        mask = sg.as_tensor(mask)
         if mask.dtype == np.dtype(bool):
             scores = sg.where(mask, scores, lowest)
         else:

@@ -6,7 +6,6 @@ import ctypes
 import hashlib
 import os
 import sys
-
 import weakref
 
 import numpy as np
@@ -30,7 +29,6 @@ int sg_run(void **args, const int64_t *dims, char *workspace);
 PROFILE_CDEF = "void sg_profile_take(double *seconds);"
 
 
-
 def _references_to_item(holders: list, i: int) -> int:
     return sys.getrefcount(holders[i])
 
@@ -44,6 +42,7 @@ _ALONE = _references_to_item([np.empty(0)], 0)
 def _only_the_list_holds(holders: list, i: int) -> bool:
     """No reference, and no weak reference (a cache of results), but the list's."""
     return _references_to_item(holders, i) == _ALONE and not weakref.getweakrefcount(holders[i])
+
 
 class _ForkGuard:
     """libgomp's thread pool does not survive fork(): a child forked after a step ran here (as

@@ -2,7 +2,6 @@
 Every compiled backend is tested against it."""
 from __future__ import annotations
 
-
 import weakref
 
 import numpy as np
