@@ -675,6 +675,9 @@ def test_comparing_with_a_python_int_outside_the_dtype_is_exact(backend):
         np.testing.assert_array_equal(value, expected)
     with pytest.raises(OverflowError, match=r"mul: .*it is beyond int64 too: compute in float64"):
         y * 2 ** 63
+    flags = sg.placeholder("flags", (3,), "bool")  # numpy raises for bools, and so do we
+    with pytest.raises(OverflowError, match=r"less: .*it is beyond int64 too"):
+        flags < 2 ** 70
     batch = sg.placeholder("batch", (None, 2), "int64")  # a symbolic shape for the answer
     decided = sg.function([batch], [batch < 2 ** 63, batch == -2 ** 64], backend=backend)
     below, equal = decided(np.zeros((3, 2), np.int64))
